@@ -1,0 +1,1 @@
+"""homeclub — customer club and CRM for a Chinese real-estate developer."""

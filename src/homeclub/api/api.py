@@ -1,0 +1,109 @@
+"""The NinjaAPI: ``/api/v1/…``, OpenAPI at ``/api/openapi.json``, docs at ``/api/docs``."""
+
+import json
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import NinjaAPI, Router, Schema
+from ninja.parser import Parser
+
+from homeclub.common.errors import NotFound
+from homeclub.common.http import AuthedRequest
+from homeclub.org.scoping import get_scoped
+
+from . import errors
+from .auth import ConsoleSession, TokenAuth
+from .models import ApiToken
+from .services import api_token_create, api_token_revoke
+
+
+class StrictJSONParser(Parser):
+    def parse_body(self, request: HttpRequest) -> Any:
+        try:
+            return json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise errors.MalformedJSON() from exc
+
+
+api = NinjaAPI(
+    title="homeclub API",
+    version="1",
+    description="homeclub 客户会与客户关系平台 API. Errors: {code, message, fields}.",
+    auth=[TokenAuth(), ConsoleSession()],
+    parser=StrictJSONParser(),
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+    urls_namespace="api",
+)
+errors.install(api)
+
+
+class ErrorOut(Schema):
+    code: str
+    message: str
+    fields: dict[str, list[str]]
+
+
+tokens = Router(tags=["tokens"])
+
+
+class TokenIn(Schema):
+    name: str
+    org_node_id: int | None = None
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    hint: str
+    org_node_id: int | None
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    token: str
+
+
+def _token_out(t: ApiToken) -> dict[str, Any]:
+    return {
+        "id": t.pk,
+        "name": t.name,
+        "hint": t.hint,
+        "org_node_id": t.org_node_id,
+        "revoked": t.revoked_at is not None,
+    }
+
+
+@tokens.get("", response=list[TokenOut])
+def token_list(request: AuthedRequest) -> list[dict[str, Any]]:
+    qs = ApiToken.objects.filter(user_id=request.auth.pk).order_by("-created_at")
+    return [_token_out(t) for t in qs]
+
+
+@tokens.post("", response={201: TokenCreated, 422: ErrorOut})
+def token_create(request: AuthedRequest, payload: TokenIn) -> tuple[int, dict[str, Any]]:
+    from homeclub.org.models import OrgNode
+
+    node = None
+    if payload.org_node_id is not None:
+        node = OrgNode.objects.filter(pk=payload.org_node_id).first()
+        if node is None:
+            raise NotFound()
+    token, raw = api_token_create(
+        actor=request.auth, user=request.auth, name=payload.name, org_node=node
+    )
+    return 201, {**_token_out(token), "token": raw}
+
+
+@tokens.post("/{token_id}/revoke", response={200: TokenOut, 404: ErrorOut})
+def token_revoke(request: AuthedRequest, token_id: int) -> dict[str, Any]:
+    token = get_scoped(ApiToken.objects.filter(user_id=request.auth.pk), request.auth, pk=token_id)
+    return _token_out(api_token_revoke(actor=request.auth, token=token))
+
+
+from homeclub.customers.api import router as customers_router  # noqa: E402
+from homeclub.org.api import router as org_router  # noqa: E402
+
+api.add_router("/v1/tokens", tokens)
+api.add_router("/v1/org", org_router)
+api.add_router("/v1/customers", customers_router)

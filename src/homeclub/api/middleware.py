@@ -1,0 +1,118 @@
+"""Idempotency keys for API writes (header ``Idempotency-Key``).
+
+Same principal + same key + same request → the stored answer, without running the write
+again. Same key with another request → 409. A key whose first request is still running →
+409 ``idempotency_in_progress`` (retry). Answers of 5xx are not stored, so a retry runs.
+The key row is claimed with a unique constraint before the view runs, so two concurrent
+retries cannot both execute.
+"""
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _t
+
+from homeclub.common.models import IdempotencyKey
+
+from .auth import principal_of
+from .errors import error_response
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+STALE_AFTER = dt.timedelta(minutes=2)
+HEADER = "HTTP_IDEMPOTENCY_KEY"
+
+
+def request_fingerprint(request: HttpRequest) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode() if request.method else b"")
+    digest.update(b"\0" + request.get_full_path().encode() + b"\0")
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        key = request.META.get(HEADER, "").strip()
+        if not key or request.method not in WRITE_METHODS or not request.path.startswith("/api/"):
+            return self.get_response(request)
+        if len(key) > 200:
+            return error_response(
+                "invalid_idempotency_key", _t("The Idempotency-Key is too long."), 400
+            )
+        principal = principal_of(request)
+        if principal is None:
+            # Unauthenticated: the view answers 401 and there is nothing to protect.
+            return self.get_response(request)
+        fingerprint = request_fingerprint(request)
+        claimed = self._claim(request, principal, key, fingerprint)
+        if isinstance(claimed, HttpResponse):
+            return claimed
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+            raise
+        if response.status_code >= 500 or getattr(response, "streaming", False):
+            IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+            return response
+        IdempotencyKey.objects.filter(pk=claimed.pk).update(
+            state=IdempotencyKey.State.DONE,
+            response_status=response.status_code,
+            response_body=bytes(response.content),
+            response_content_type=response.get("Content-Type", ""),
+            updated_at=timezone.now(),
+        )
+        return response
+
+    def _claim(
+        self, request: HttpRequest, principal: str, key: str, fingerprint: str
+    ) -> IdempotencyKey | HttpResponse:
+        for _attempt in range(2):
+            try:
+                with transaction.atomic():
+                    return IdempotencyKey.objects.create(
+                        principal=principal,
+                        key=key,
+                        request_hash=fingerprint,
+                        method=request.method or "",
+                        path=request.path[:500],
+                    )
+            except IntegrityError:
+                existing = IdempotencyKey.objects.filter(principal=principal, key=key).first()
+                if existing is None:
+                    continue  # deleted meanwhile (failed first try): claim again
+                if existing.request_hash != fingerprint:
+                    return error_response(
+                        "idempotency_key_reused",
+                        _t("This Idempotency-Key was used for a different request."),
+                        409,
+                    )
+                if existing.state == IdempotencyKey.State.DONE:
+                    replay = HttpResponse(
+                        bytes(existing.response_body or b""),
+                        status=existing.response_status or 200,
+                        content_type=existing.response_content_type or "application/json",
+                    )
+                    replay["Idempotent-Replayed"] = "true"
+                    return replay
+                if timezone.now() - existing.updated_at > STALE_AFTER:
+                    # The first attempt died without answering: let this one run.
+                    IdempotencyKey.objects.filter(
+                        pk=existing.pk, updated_at=existing.updated_at
+                    ).delete()
+                    continue
+                response = error_response(
+                    "idempotency_in_progress",
+                    _t("The first request with this Idempotency-Key is still running; retry."),
+                    409,
+                )
+                response["Retry-After"] = "1"
+                return response
+        return error_response("busy", _t("The system is busy, please retry shortly."), 503)

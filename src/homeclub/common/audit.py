@@ -1,0 +1,91 @@
+"""``audit_log``: the one way to write an audit row.
+
+It must run inside the transaction of the change it records, so the change and its
+audit row commit or roll back together; outside a transaction it refuses.
+"""
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, models
+
+from .context import current_request_meta
+from .models import AuditEvent
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def snapshot(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    """Field values of ``instance`` (FKs as ids) in a JSON-able dict."""
+    out: dict[str, Any] = {}
+    for name in fields:
+        field = instance._meta.get_field(name)
+        attname = getattr(field, "attname", name)
+        out[name] = _jsonable(getattr(instance, attname))
+    return out
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{"field": [old, new]}`` for every field that changed."""
+    return {k: [before.get(k), after.get(k)] for k in after if before.get(k) != after.get(k)}
+
+
+def object_type(instance: models.Model | type[models.Model]) -> str:
+    return instance._meta.label_lower
+
+
+def audit_log(
+    *,
+    actor: Any,
+    action: str,
+    target: models.Model | None = None,
+    target_type: str = "",
+    target_id: str = "",
+    target_repr: str = "",
+    changes: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append an audit row. ``actor`` is a user or None (system)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_log must run inside the transaction of the change it records")
+    meta = current_request_meta()
+    if target is not None:
+        target_type = target_type or object_type(target)
+        target_id = target_id or str(target.pk)
+        target_repr = target_repr or str(target)[:200]
+    user = (
+        actor if getattr(actor, "pk", None) and getattr(actor, "is_authenticated", False) else None
+    )
+    label = ""
+    if user is not None:
+        label = getattr(user, "name", "") or user.get_username()
+    elif actor is not None and not hasattr(actor, "is_authenticated"):
+        label = str(actor)[:150]
+    else:
+        label = "system"
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_label=label[:150],
+        action=action,
+        object_type=target_type,
+        object_id=target_id,
+        object_repr=target_repr[:200],
+        changes=_jsonable(changes or {}),
+        ip=meta.ip,
+        user_agent=meta.user_agent,
+        request_id=meta.request_id,
+    )

@@ -1,0 +1,76 @@
+"""Chinese phone numbers: mobiles and landlines, normalised to E.164 with phonenumbers.
+
+The normalised form (``+8613812345678``) is the identity key of a customer; the display
+form is national (``13812345678``, ``010-12345678``).
+"""
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from django.utils.translation import gettext_lazy as _
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+from .errors import ValidationFailed
+
+_STRIP = re.compile(r"[\s\-()（）.]")
+
+
+class InvalidPhone(ValidationFailed):
+    code = "invalid_phone"
+    default_message = _("Enter a valid Chinese mobile or landline number.")
+
+
+@dataclass(frozen=True)
+class Phone:
+    e164: str
+    national: str
+    is_mobile: bool
+
+    def __str__(self) -> str:
+        return self.e164
+
+
+def parse_phone(raw: str, *, mobile_only: bool = False) -> Phone:
+    """Parse a Chinese number as people type it: ``138 1234 5678``, ``+86 138…``,
+    ``0086138…``, ``010-12345678``. Raises :class:`InvalidPhone`."""
+    if raw is None:
+        raise InvalidPhone()
+    text = _STRIP.sub("", str(raw).strip())
+    if text.startswith("0086"):
+        text = "+86" + text[4:]
+    if not text or len(text) > 20:
+        raise InvalidPhone()
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except NumberParseException as exc:
+        raise InvalidPhone() from exc
+    if number.country_code != 86 or not phonenumbers.is_valid_number(number):
+        raise InvalidPhone()
+    kind = phonenumbers.number_type(number)
+    is_mobile = kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE) and str(
+        number.national_number
+    ).startswith("1")
+    if mobile_only and not is_mobile:
+        raise InvalidPhone(_("Enter a valid Chinese mobile number."), code="invalid_mobile")
+    national = str(number.national_number)
+    if not is_mobile:
+        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL).replace(" ", "-")
+    return Phone(
+        e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
+        national=national,
+        is_mobile=is_mobile,
+    )
+
+
+def normalize_phone(raw: str, *, mobile_only: bool = False) -> str:
+    """The E.164 key of a number, or :class:`InvalidPhone`."""
+    return parse_phone(raw, mobile_only=mobile_only).e164
+
+
+def national(e164: str) -> str:
+    """Display form of a stored E.164 number (``+8613812345678`` → ``13812345678``)."""
+    try:
+        return parse_phone(e164).national
+    except InvalidPhone:
+        return e164

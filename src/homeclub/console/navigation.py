@@ -1,0 +1,43 @@
+"""Role-aware navigation: one list, each entry says which roles see it."""
+
+from dataclasses import dataclass
+
+from django.utils.translation import gettext_lazy as _
+
+from homeclub.org.roles import Role
+
+R = Role
+STAFF = frozenset(
+    {
+        R.ADMIN,
+        R.CLUB_OPERATOR,
+        R.SALES_MANAGER,
+        R.SALES_CONSULTANT,
+        R.CHANNEL_MANAGER,
+        R.CUSTOMER_SERVICE,
+        R.ANALYST,
+    }
+)
+EVERYONE = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: object
+    url_name: str
+    roles: frozenset[str]
+    icon: str = ""
+
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("home", _("Home"), "console:home", EVERYONE),
+    NavItem("customers", _("Customers"), "console:customer_list", STAFF),
+    NavItem("org", _("Organisation"), "console:org_tree", STAFF),
+    NavItem("tokens", _("API tokens"), "console:token_list", EVERYONE - {R.MEMBER}),
+    NavItem("audit", _("Audit log"), "console:audit_list", frozenset({R.ADMIN, R.ANALYST})),
+)
+
+
+def nav_for(role: str) -> list[NavItem]:
+    return [item for item in NAV if role in item.roles]

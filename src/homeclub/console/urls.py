@@ -1,0 +1,22 @@
+from django.urls import path
+
+from . import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("customers/", views.customer_list_view, name="customer_list"),
+    path("customers/new/", views.customer_create_view, name="customer_create"),
+    path("customers/export.xlsx", views.customer_export_view, name="customer_export"),
+    path("customers/<int:pk>/", views.customer_detail, name="customer_detail"),
+    path("customers/<int:pk>/edit/", views.customer_edit_view, name="customer_edit"),
+    path("customers/<int:pk>/delete/", views.customer_delete_view, name="customer_delete"),
+    path("customers/<int:pk>/reveal/", views.customer_reveal_view, name="customer_reveal"),
+    path("org/", views.org_tree, name="org_tree"),
+    path("tokens/", views.token_list, name="token_list"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("audit/", views.audit_list, name="audit_list"),
+]

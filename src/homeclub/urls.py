@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from homeclub.api.api import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("homeclub.console.urls")),
+]
+
+handler404 = "homeclub.console.views.error_404"
+handler500 = "homeclub.console.views.error_500"
