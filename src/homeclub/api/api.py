@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import NinjaAPI, Router, Schema
+from ninja import NinjaAPI, Router, Schema, Status
 from ninja.parser import Parser
 
 from homeclub.common.errors import NotFound
@@ -81,7 +81,7 @@ def token_list(request: AuthedRequest) -> list[dict[str, Any]]:
 
 
 @tokens.post("", response={201: TokenCreated, 422: ErrorOut})
-def token_create(request: AuthedRequest, payload: TokenIn) -> tuple[int, dict[str, Any]]:
+def token_create(request: AuthedRequest, payload: TokenIn) -> Status[dict[str, Any]]:
     from homeclub.org.models import OrgNode
 
     node = None
@@ -92,7 +92,7 @@ def token_create(request: AuthedRequest, payload: TokenIn) -> tuple[int, dict[st
     token, raw = api_token_create(
         actor=request.auth, user=request.auth, name=payload.name, org_node=node
     )
-    return 201, {**_token_out(token), "token": raw}
+    return Status(201, {**_token_out(token), "token": raw})
 
 
 @tokens.post("/{token_id}/revoke", response={200: TokenOut, 404: ErrorOut})

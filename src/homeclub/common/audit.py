@@ -13,6 +13,7 @@ from typing import Any
 from django.db import connection, models
 
 from .context import current_request_meta
+from .masking import mask_id_number, mask_phone
 from .models import AuditEvent
 
 
@@ -43,6 +44,24 @@ def snapshot(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     """``{"field": [old, new]}`` for every field that changed."""
     return {k: [before.get(k), after.get(k)] for k in after if before.get(k) != after.get(k)}
+
+
+# Personal data never enters the audit log in full: the log is read by more people than
+# may see a phone number, and it cannot be erased.
+_MASKERS = {"mobile": mask_phone, "phone": mask_phone, "id_number": mask_id_number}
+
+
+def _redact(changes: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        masker = _MASKERS.get(key)
+        if masker is None:
+            out[key] = value
+        elif isinstance(value, list):
+            out[key] = [masker(v) if isinstance(v, str) else v for v in value]
+        else:
+            out[key] = masker(value) if isinstance(value, str) else value
+    return out
 
 
 def object_type(instance: models.Model | type[models.Model]) -> str:
@@ -84,7 +103,7 @@ def audit_log(
         object_type=target_type,
         object_id=target_id,
         object_repr=target_repr[:200],
-        changes=_jsonable(changes or {}),
+        changes=_redact(_jsonable(changes or {})),
         ip=meta.ip,
         user_agent=meta.user_agent,
         request_id=meta.request_id,

@@ -109,3 +109,26 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.principal}:{self.key}"
+
+
+class ScheduledRun(models.Model):
+    """One row per periodic job and period: the unique constraint is what makes a
+    second scheduler (or a restarted one) enqueue each job at most once per period."""
+
+    job_name = models.CharField(_("job"), max_length=100)
+    period_start = models.DateTimeField(_("period start"))
+    enqueued_at = models.DateTimeField(_("enqueued at"), auto_now_add=True)
+    task_result_id = models.CharField(_("task id"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("scheduled run")
+        verbose_name_plural = _("scheduled runs")
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job_name", "period_start"], name="scheduledrun_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_name} @ {self.period_start:%Y-%m-%d %H:%M}"

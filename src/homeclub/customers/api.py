@@ -2,7 +2,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpResponse
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from homeclub.common.errors import NotFound
 from homeclub.common.http import AuthedRequest
@@ -115,7 +115,7 @@ def list_customers(request: AuthedRequest, filters: Query[ListFilters]) -> dict[
 
 
 @router.post("", response={201: CustomerOut})
-def create_customer(request: AuthedRequest, payload: CustomerIn) -> tuple[int, dict[str, Any]]:
+def create_customer(request: AuthedRequest, payload: CustomerIn) -> Status[dict[str, Any]]:
     viewer = request.auth
     customer = customer_create(
         actor=viewer,
@@ -128,7 +128,7 @@ def create_customer(request: AuthedRequest, payload: CustomerIn) -> tuple[int, d
         birth_date=payload.birth_date,
         note=payload.note,
     )
-    return 201, _out(viewer, customer)
+    return Status(201, _out(viewer, customer))
 
 
 @router.get("/export.xlsx", response={200: None})
@@ -159,10 +159,10 @@ def update_customer(request: AuthedRequest, customer_id: int, payload: CustomerP
 
 
 @router.delete("/{customer_id}", response={204: None})
-def delete_customer(request: AuthedRequest, customer_id: int) -> tuple[int, None]:
+def delete_customer(request: AuthedRequest, customer_id: int) -> Status[None]:
     viewer = request.auth
     customer_delete(actor=viewer, customer=customer_get(viewer=viewer, pk=customer_id))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/{customer_id}/reveal", response=RevealOut)

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "homeclub.messaging",
     "homeclub.api",
     "homeclub.console",
+    "homeclub.demo",
 ]
 
 MIDDLEWARE = [
@@ -56,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "homeclub.api.middleware.IdempotencyMiddleware",
+    "homeclub.console.middleware.DomainErrorMiddleware",
     # axes must be last: it turns a lockout signal into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -162,7 +164,7 @@ else:
 
 TASKS_BACKEND = env("HOMECLUB_TASKS", default="rq" if REDIS_URL else "db")
 if TASKS_BACKEND == "rq":
-    INSTALLED_APPS.append("django_rq")
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
     RQ_QUEUES = {
         "default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 600}
     }
