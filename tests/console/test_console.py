@@ -50,7 +50,7 @@ def test_lockout_after_repeated_failures(org: Any, make_user: Any, settings: Any
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         r = client.post("/login/", {"username": user.username, "password": "wrong"})
         assert r.status_code == 200
-        assert "请输入正确的用户名和密码" in r.content.decode()
+        assert "请输入一个正确的用户名和密码" in r.content.decode()
     locked = client.post("/login/", {"username": user.username, "password": "wrong"})
     assert locked.status_code == 429
     assert "账户已锁定" in locked.content.decode()
@@ -87,11 +87,15 @@ def two_consultants(org: Any, make_user: Any) -> dict[str, Any]:
         "c1": c1,
         "c2": c2,
         "mine": customer_create(actor=c1, name="我的客户", mobile="13200000001", project=org.sz1),
-        "theirs": customer_create(actor=c2, name="别人的客户", mobile="13200000002", project=org.sz1),
+        "theirs": customer_create(
+            actor=c2, name="别人的客户", mobile="13200000002", project=org.sz1
+        ),
     }
 
 
-def test_consultant_cannot_open_another_consultants_customer(two_consultants: dict[str, Any]) -> None:
+def test_consultant_cannot_open_another_consultants_customer(
+    two_consultants: dict[str, Any],
+) -> None:
     client = login(two_consultants["c1"])
     theirs = two_consultants["theirs"].pk
     for name in ("console:customer_detail", "console:customer_edit"):
@@ -104,18 +108,29 @@ def test_consultant_cannot_open_another_consultants_customer(two_consultants: di
     assert Customer.objects.count() == 2
 
 
-def test_external_user_gets_404_on_staff_pages(org: Any, make_user: Any, two_consultants: dict[str, Any]) -> None:
+def test_external_user_gets_404_on_staff_pages(
+    org: Any, make_user: Any, two_consultants: dict[str, Any]
+) -> None:
     client = login(make_user("channel_agent"))
     assert client.get("/customers/").status_code == 404
-    assert client.get(reverse("console:customer_detail", args=[two_consultants["mine"].pk])).status_code == 404
+    assert (
+        client.get(
+            reverse("console:customer_detail", args=[two_consultants["mine"].pk])
+        ).status_code
+        == 404
+    )
 
 
-def test_analyst_cannot_write_through_the_console(org: Any, make_user: Any, two_consultants: dict[str, Any]) -> None:
+def test_analyst_cannot_write_through_the_console(
+    org: Any, make_user: Any, two_consultants: dict[str, Any]
+) -> None:
     client = login(make_user("analyst", org.group))
     assert client.get("/customers/").status_code == 200
     assert client.get("/customers/new/").status_code == 404
     mine = two_consultants["mine"].pk
-    assert client.post(reverse("console:customer_edit", args=[mine]), {"name": "x"}).status_code == 404
+    assert (
+        client.post(reverse("console:customer_edit", args=[mine]), {"name": "x"}).status_code == 404
+    )
     response = client.post(reverse("console:customer_delete", args=[mine]), follow=True)
     assert "只读" in response.content.decode()
     assert Customer.objects.filter(pk=mine).exists()
@@ -130,7 +145,9 @@ def test_form_errors_are_inline_translated_and_save_nothing(org: Any, make_user:
     assert response.status_code == 422
     text = response.content.decode()
     assert 'data-field-error="name"' in text and "这个字段是必填项。" in text
-    assert 'data-field-error="mobile"' in text and "请输入有效的中国手机号码或固定电话号码。" in text
+    assert (
+        'data-field-error="mobile"' in text and "请输入有效的中国手机号码或固定电话号码。" in text
+    )
     assert 'data-field-error="id_number"' in text
     assert not Customer.objects.exists()
 
@@ -140,16 +157,28 @@ def test_create_edit_reveal_export_through_the_console(org: Any, make_user: Any)
     client = login(manager)
     response = client.post(
         "/customers/new/",
-        {"name": "周九", "mobile": "131 0000 0001", "id_number": "11010519491231002X", "project": org.sz1.pk},
+        {
+            "name": "周九",
+            "mobile": "131 0000 0001",
+            "id_number": "11010519491231002X",
+            "project": org.sz1.pk,
+        },
     )
     customer = Customer.objects.get(mobile="+8613100000001")
     assert response.status_code == 302
     assert customer.birth_date is not None and customer.gender == "F"  # from the ID number
     detail = client.get(reverse("console:customer_detail", args=[customer.pk])).content.decode()
     assert "131****0001" in detail and "13100000001" not in detail
-    revealed = client.post(reverse("console:customer_reveal", args=[customer.pk]), HTTP_HX_REQUEST="true")
+    revealed = client.post(
+        reverse("console:customer_reveal", args=[customer.pk]), HTTP_HX_REQUEST="true"
+    )
     assert "13100000001" in revealed.content.decode()
-    assert AuditEvent.objects.filter(action="reveal", object_id=str(customer.pk), actor=manager).count() == 1
+    assert (
+        AuditEvent.objects.filter(
+            action="reveal", object_id=str(customer.pk), actor=manager
+        ).count()
+        == 1
+    )
     edit = client.post(
         reverse("console:customer_edit", args=[customer.pk]),
         {"name": "周九九", "mobile": "", "project": org.sz1.pk},
@@ -162,7 +191,9 @@ def test_create_edit_reveal_export_through_the_console(org: Any, make_user: Any)
     assert AuditEvent.objects.filter(action="export", actor=manager).count() == 1
 
 
-def test_export_over_the_role_limit_is_refused(org: Any, make_user: Any, settings: Any, monkeypatch: Any) -> None:
+def test_export_over_the_role_limit_is_refused(
+    org: Any, make_user: Any, settings: Any, monkeypatch: Any
+) -> None:
     from homeclub.org import roles
 
     consultant = make_user("sales_consultant", org.sz1)

@@ -20,7 +20,9 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
     result = manage(
-        "check", DJANGO_SETTINGS_MODULE="homeclub.settings.production", HOMECLUB_VAR_DIR=str(tmp_path)
+        "check",
+        DJANGO_SETTINGS_MODULE="homeclub.settings.production",
+        HOMECLUB_VAR_DIR=str(tmp_path),
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext, gettext_noop
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
@@ -31,22 +31,22 @@ def error_response(
 
 
 _PYDANTIC_MESSAGES = {
-    "missing": "This field is required.",
-    "string_too_short": "This field is required.",
-    "int_parsing": "Enter a whole number.",
-    "int_type": "Enter a whole number.",
-    "decimal_parsing": "Enter a number.",
-    "float_parsing": "Enter a number.",
-    "date_from_datetime_parsing": "Enter a valid date (YYYY-MM-DD).",
-    "date_parsing": "Enter a valid date (YYYY-MM-DD).",
-    "datetime_parsing": "Enter a valid date and time.",
-    "bool_parsing": "Enter true or false.",
-    "enum": "Select a valid choice.",
-    "literal_error": "Select a valid choice.",
-    "string_type": "Enter text.",
-    "model_attributes_type": "Expected an object.",
-    "dict_type": "Expected an object.",
-    "json_invalid": "The request body is not valid JSON.",
+    "missing": gettext_noop("This field is required."),
+    "string_too_short": gettext_noop("This field is required."),
+    "int_parsing": gettext_noop("Enter a whole number."),
+    "int_type": gettext_noop("Enter a whole number."),
+    "decimal_parsing": gettext_noop("Enter a number."),
+    "float_parsing": gettext_noop("Enter a number."),
+    "date_from_datetime_parsing": gettext_noop("Enter a valid date (YYYY-MM-DD)."),
+    "date_parsing": gettext_noop("Enter a valid date (YYYY-MM-DD)."),
+    "datetime_parsing": gettext_noop("Enter a valid date and time."),
+    "bool_parsing": gettext_noop("Enter true or false."),
+    "enum": gettext_noop("Select a valid choice."),
+    "literal_error": gettext_noop("Select a valid choice."),
+    "string_type": gettext_noop("Enter text."),
+    "model_attributes_type": gettext_noop("Expected an object."),
+    "dict_type": gettext_noop("Expected an object."),
+    "json_invalid": gettext_noop("The request body is not valid JSON."),
 }
 
 
@@ -57,7 +57,7 @@ def _validation_fields(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
         name = ".".join(loc) or "__all__"
         template = _PYDANTIC_MESSAGES.get(err.get("type", ""))
         if template:
-            message = _t(template)
+            message = gettext(template)
         else:
             message = str(err.get("msg", "")).removeprefix("Value error, ")
         fields.setdefault(name, []).append(message)
@@ -69,25 +69,25 @@ def install(api: NinjaAPI) -> None:
     def on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         return error_response(
             "validation_error",
-            _t("Some fields are not valid."),
+            gettext("Some fields are not valid."),
             422,
             _validation_fields(exc.errors),
         )
 
     @api.exception_handler(AuthenticationError)
     def on_auth(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        return error_response("unauthenticated", _t("Sign in or send a valid API token."), 401)
+        return error_response("unauthenticated", gettext("Sign in or send a valid API token."), 401)
 
     @api.exception_handler(AuthorizationError)
     def on_authz(request: HttpRequest, exc: AuthorizationError) -> HttpResponse:
-        return error_response("forbidden", _t("You do not have permission to do this."), 403)
+        return error_response("forbidden", gettext("You do not have permission to do this."), 403)
 
     @api.exception_handler(HttpError)
     def on_http(request: HttpRequest, exc: HttpError) -> HttpResponse:
         if isinstance(exc.__cause__, MalformedJSON | ValueError):
-            return error_response("malformed_json", _t("The request body is not valid JSON."), 400)
+            return error_response("malformed_json", gettext("The request body is not valid JSON."), 400)
         if exc.status_code == 405:
-            return error_response("method_not_allowed", _t("Method not allowed."), 405)
+            return error_response("method_not_allowed", gettext("Method not allowed."), 405)
         return error_response("http_error", str(exc), exc.status_code)
 
     @api.exception_handler(DomainError)
@@ -99,13 +99,13 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(Http404)
     def on_404(request: HttpRequest, exc: Http404) -> HttpResponse:
-        return error_response("not_found", _t("Not found."), 404)
+        return error_response("not_found", gettext("Not found."), 404)
 
     @api.exception_handler(PermissionDenied)
     def on_403(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-        return error_response("forbidden", _t("You do not have permission to do this."), 403)
+        return error_response("forbidden", gettext("You do not have permission to do this."), 403)
 
     @api.exception_handler(Exception)
     def on_any(request: HttpRequest, exc: Exception) -> HttpResponse:
         logger.exception("unhandled API error", exc_info=exc)
-        return error_response("server_error", _t("Something went wrong on our side."), 500)
+        return error_response("server_error", gettext("Something went wrong on our side."), 500)

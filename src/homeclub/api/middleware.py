@@ -14,7 +14,7 @@ from collections.abc import Callable
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 
 from homeclub.common.models import IdempotencyKey
 
@@ -44,7 +44,7 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if len(key) > 200:
             return error_response(
-                "invalid_idempotency_key", _t("The Idempotency-Key is too long."), 400
+                "invalid_idempotency_key", gettext("The Idempotency-Key is too long."), 400
             )
         principal = principal_of(request)
         if principal is None:
@@ -91,7 +91,7 @@ class IdempotencyMiddleware:
                 if existing.request_hash != fingerprint:
                     return error_response(
                         "idempotency_key_reused",
-                        _t("This Idempotency-Key was used for a different request."),
+                        gettext("This Idempotency-Key was used for a different request."),
                         409,
                     )
                 if existing.state == IdempotencyKey.State.DONE:
@@ -110,9 +110,9 @@ class IdempotencyMiddleware:
                     continue
                 response = error_response(
                     "idempotency_in_progress",
-                    _t("The first request with this Idempotency-Key is still running; retry."),
+                    gettext("The first request with this Idempotency-Key is still running; retry."),
                     409,
                 )
                 response["Retry-After"] = "1"
                 return response
-        return error_response("busy", _t("The system is busy, please retry shortly."), 503)
+        return error_response("busy", gettext("The system is busy, please retry shortly."), 503)

@@ -10,7 +10,7 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from homeclub.api.errors import error_body
@@ -62,7 +62,7 @@ def _home_widgets(request: AuthedRequest) -> list[dict[str, Any]]:
     user = request.user
     scope = scope_of(user)
     role = scope.role
-    soon = _t("Arrives with its module")
+    soon = gettext("Arrives with its module")
     widgets: list[dict[str, Any]] = []
     if role in (
         Role.SALES_CONSULTANT,
@@ -74,30 +74,30 @@ def _home_widgets(request: AuthedRequest) -> list[dict[str, Any]]:
         Role.ANALYST,
     ):
         customers = scoped(Customer.objects.all(), user)
-        title = _t("My customers") if scope.own_only else _t("Customers in my scope")
+        title = gettext("My customers") if scope.own_only else gettext("Customers in my scope")
         widgets.append({"title": title, "value": customers.count(), "url": "console:customer_list"})
     if role == Role.SALES_CONSULTANT:
-        widgets.append({"title": _t("Follow-ups due today"), "note": soon})
+        widgets.append({"title": gettext("Follow-ups due today"), "note": soon})
     if role == Role.SALES_MANAGER:
-        widgets.append({"title": _t("Reception board"), "note": soon})
-        widgets.append({"title": _t("Sales control"), "note": soon})
+        widgets.append({"title": gettext("Reception board"), "note": soon})
+        widgets.append({"title": gettext("Sales control"), "note": soon})
     if role == Role.CHANNEL_MANAGER:
-        widgets.append({"title": _t("Channel reports today"), "note": soon})
-        widgets.append({"title": _t("Risk flags"), "note": soon})
+        widgets.append({"title": gettext("Channel reports today"), "note": soon})
+        widgets.append({"title": gettext("Risk flags"), "note": soon})
     if role == Role.CHANNEL_AGENT:
-        widgets.append({"title": _t("My reports"), "note": soon})
-        widgets.append({"title": _t("My commissions"), "note": soon})
+        widgets.append({"title": gettext("My reports"), "note": soon})
+        widgets.append({"title": gettext("My commissions"), "note": soon})
     if role == Role.CLUB_OPERATOR:
-        widgets.append({"title": _t("Members"), "note": soon})
-        widgets.append({"title": _t("Upcoming events"), "note": soon})
+        widgets.append({"title": gettext("Members"), "note": soon})
+        widgets.append({"title": gettext("Upcoming events"), "note": soon})
     if role == Role.CUSTOMER_SERVICE:
-        widgets.append({"title": _t("Open tickets"), "note": soon})
-        widgets.append({"title": _t("Care tasks due"), "note": soon})
+        widgets.append({"title": gettext("Open tickets"), "note": soon})
+        widgets.append({"title": gettext("Care tasks due"), "note": soon})
     if role == Role.MERCHANT_STAFF:
-        widgets.append({"title": _t("Verify a member voucher"), "note": soon})
+        widgets.append({"title": gettext("Verify a member voucher"), "note": soon})
     if role == Role.MEMBER:
-        widgets.append({"title": _t("My member card"), "note": soon})
-        widgets.append({"title": _t("My points"), "note": soon})
+        widgets.append({"title": gettext("My member card"), "note": soon})
+        widgets.append({"title": gettext("My points"), "note": soon})
     if role in (Role.ANALYST, Role.ADMIN):
         by_city = (
             scoped(Customer.objects.all(), user)
@@ -107,7 +107,7 @@ def _home_widgets(request: AuthedRequest) -> list[dict[str, Any]]:
         )
         widgets.append(
             {
-                "title": _t("Customers by city"),
+                "title": gettext("Customers by city"),
                 "rows": [(r["project__parent__name"], r["n"]) for r in by_city],
             }
         )
@@ -209,13 +209,13 @@ def customer_create_view(request: AuthedRequest) -> HttpResponse:
         except DomainError as exc:
             _form_errors_from(form, exc)
         else:
-            messages.success(request, _t("Customer saved."))
+            messages.success(request, gettext("Customer saved."))
             return redirect("console:customer_detail", pk=customer.pk)
     status = 422 if request.method == "POST" else 200
     return render(
         request,
         "console/customers/form.html",
-        {"form": form, "title": _t("New customer")},
+        {"form": form, "title": gettext("New customer")},
         status=status,
     )
 
@@ -250,13 +250,13 @@ def customer_edit_view(request: AuthedRequest, pk: int) -> HttpResponse:
         except DomainError as exc:
             _form_errors_from(form, exc)
         else:
-            messages.success(request, _t("Customer saved."))
+            messages.success(request, gettext("Customer saved."))
             return redirect("console:customer_detail", pk=customer.pk)
     status = 422 if request.method == "POST" else 200
     return render(
         request,
         "console/customers/form.html",
-        {"form": form, "title": _t("Edit customer"), "customer": customer},
+        {"form": form, "title": gettext("Edit customer"), "customer": customer},
         status=status,
     )
 
@@ -271,7 +271,7 @@ def customer_delete_view(request: AuthedRequest, pk: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, str(exc.message))
         return redirect("console:customer_detail", pk=pk)
-    messages.success(request, _t("Customer deleted."))
+    messages.success(request, gettext("Customer deleted."))
     return redirect("console:customer_list")
 
 
@@ -347,7 +347,7 @@ def token_list(request: AuthedRequest) -> HttpResponse:
 def token_revoke(request: AuthedRequest, pk: int) -> HttpResponse:
     token = get_scoped(ApiToken.objects.filter(user=request.user), request.user, pk=pk)
     api_token_revoke(actor=request.user, token=token)
-    messages.success(request, _t("Token revoked."))
+    messages.success(request, gettext("Token revoked."))
     return redirect("console:token_list")
 
 
@@ -377,25 +377,25 @@ def _wants_json(request: AuthedRequest) -> bool:
 def error_404(request: AuthedRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(
-            error_body("not_found", _t("Not found.")),
+            error_body("not_found", gettext("Not found.")),
             status=404,
             json_dumps_params={"ensure_ascii": False},
         )
     return TemplateResponse(
-        request, "console/error.html", {"status": 404, "message": _t("Page not found.")}, status=404
+        request, "console/error.html", {"status": 404, "message": gettext("Page not found.")}, status=404
     )
 
 
 def error_500(request: AuthedRequest) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(
-            error_body("server_error", _t("Something went wrong on our side.")),
+            error_body("server_error", gettext("Something went wrong on our side.")),
             status=500,
             json_dumps_params={"ensure_ascii": False},
         )
     return render(
         request,
         "console/error.html",
-        {"status": 500, "message": _t("Something went wrong on our side.")},
+        {"status": 500, "message": gettext("Something went wrong on our side.")},
         status=500,
     )

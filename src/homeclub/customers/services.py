@@ -7,7 +7,7 @@ from typing import Any
 import xlsxwriter
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from homeclub.common.audit import audit_log, diff, snapshot
@@ -32,7 +32,7 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
     if "name" in data:
         name = (data.get("name") or "").strip()
         if not name:
-            errors["name"] = [_t("This field is required.")]
+            errors["name"] = [gettext("This field is required.")]
         out["name"] = name
     if "mobile" in data:
         try:
@@ -66,9 +66,9 @@ def _check_unique(mobile: str | None, id_number: str | None, exclude_pk: int | N
         qs = qs.exclude(pk=exclude_pk)
     fields: dict[str, list[str]] = {}
     if mobile and qs.filter(mobile=mobile).exists():
-        fields["mobile"] = [_t("A customer with this phone already exists.")]
+        fields["mobile"] = [gettext("A customer with this phone already exists.")]
     if id_number and qs.filter(id_number=id_number).exists():
-        fields["id_number"] = [_t("A customer with this ID number already exists.")]
+        fields["id_number"] = [gettext("A customer with this ID number already exists.")]
     if fields:
         raise Conflict(_("This customer already exists."), code="duplicate_customer", fields=fields)
 
@@ -129,7 +129,7 @@ def customer_update(*, actor: Any, customer: Customer, **changes: Any) -> Custom
     allowed = {"name", "mobile", "id_number", "gender", "birth_date", "note", "owner", "project"}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationFailed(fields={k: [_t("This field cannot be changed.")] for k in unknown})
+        raise ValidationFailed(fields={k: [gettext("This field cannot be changed.")] for k in unknown})
     data = _clean(changes)
     if "project" in data:
         ensure_project_in_scope(actor, data["project"].pk)
@@ -209,7 +209,7 @@ def customers_export_xlsx(
         )
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "remove_timezone": True})
-    sheet = book.add_worksheet(_t("Customers"))
+    sheet = book.add_worksheet(gettext("Customers"))
     header = book.add_format({"bold": True, "bg_color": "#DDEBF7"})
     sheet.write_row(0, 0, [str(label) for label, _key in EXPORT_COLUMNS], header)
     tz = timezone.get_current_timezone()
@@ -235,7 +235,7 @@ def customers_export_xlsx(
             actor=actor,
             action=AuditEvent.Action.EXPORT,
             target_type="customers.customer",
-            target_repr=_t("Customer list"),
+            target_repr=gettext("Customer list"),
             changes={"rows": count, "q": q, "project_id": project_id},
         )
     return buffer.getvalue(), count
