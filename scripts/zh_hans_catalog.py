@@ -206,6 +206,8 @@ TRANSLATIONS: dict[str, str | list[str]] = {
     "This Idempotency-Key was used for a different request.": "该 Idempotency-Key 已用于另一个不同的请求。",
     "The first request with this Idempotency-Key is still running; retry.": "使用该 Idempotency-Key 的首次请求仍在处理中，请稍后重试。",
     "Page not found.": "页面不存在。",
+    "The request is too large.": "请求内容过大。",
+    "Too many requests; retry shortly.": "请求过于频繁，请稍后重试。",
     # customers / console
     "A customer with this phone already exists.": "该手机号的客户已存在。",
     "A customer with this ID number already exists.": "该身份证号的客户已存在。",

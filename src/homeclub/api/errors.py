@@ -85,7 +85,9 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(HttpError)
     def on_http(request: HttpRequest, exc: HttpError) -> HttpResponse:
         if isinstance(exc.__cause__, MalformedJSON | ValueError):
-            return error_response("malformed_json", gettext("The request body is not valid JSON."), 400)
+            return error_response(
+                "malformed_json", gettext("The request body is not valid JSON."), 400
+            )
         if exc.status_code == 405:
             return error_response("method_not_allowed", gettext("Method not allowed."), 405)
         return error_response("http_error", str(exc), exc.status_code)

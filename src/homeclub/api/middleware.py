@@ -14,7 +14,7 @@ from collections.abc import Callable
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from homeclub.common.models import IdempotencyKey
 
@@ -116,3 +116,42 @@ class IdempotencyMiddleware:
                 response["Retry-After"] = "1"
                 return response
         return error_response("busy", gettext("The system is busy, please retry shortly."), 503)
+
+
+_STATUS_CODES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", gettext_noop("The request could not be processed.")),
+    401: ("unauthenticated", gettext_noop("Sign in or send a valid API token.")),
+    403: ("forbidden", gettext_noop("You do not have permission to do this.")),
+    404: ("not_found", gettext_noop("Not found.")),
+    405: ("method_not_allowed", gettext_noop("Method not allowed.")),
+    413: ("too_large", gettext_noop("The request is too large.")),
+    429: ("too_many_requests", gettext_noop("Too many requests; retry shortly.")),
+}
+
+
+class ApiErrorFormatMiddleware:
+    """Whatever produced an API error outside ninja's handlers (a 405 from the router,
+    Django's CSRF or size limits), the client gets the one JSON error format."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path.startswith("/api/")
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        code, message = _STATUS_CODES.get(
+            response.status_code,
+            ("server_error", gettext_noop("Something went wrong on our side."))
+            if response.status_code >= 500
+            else ("http_error", gettext_noop("The request could not be processed.")),
+        )
+        formatted = error_response(code, gettext(message), response.status_code)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                formatted[header] = response[header]
+        return formatted

@@ -382,7 +382,10 @@ def error_404(request: AuthedRequest, exception: Exception | None = None) -> Htt
             json_dumps_params={"ensure_ascii": False},
         )
     return TemplateResponse(
-        request, "console/error.html", {"status": 404, "message": gettext("Page not found.")}, status=404
+        request,
+        "console/error.html",
+        {"status": 404, "message": gettext("Page not found.")},
+        status=404,
     )
 
 

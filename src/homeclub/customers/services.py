@@ -129,7 +129,9 @@ def customer_update(*, actor: Any, customer: Customer, **changes: Any) -> Custom
     allowed = {"name", "mobile", "id_number", "gender", "birth_date", "note", "owner", "project"}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationFailed(fields={k: [gettext("This field cannot be changed.")] for k in unknown})
+        raise ValidationFailed(
+            fields={k: [gettext("This field cannot be changed.")] for k in unknown}
+        )
     data = _clean(changes)
     if "project" in data:
         ensure_project_in_scope(actor, data["project"].pk)
