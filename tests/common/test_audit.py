@@ -1,7 +1,7 @@
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
 from homeclub.common.audit import audit_log
 from homeclub.common.models import AuditEvent
