@@ -63,6 +63,7 @@ def test_language_switch_and_bad_phone_error(live_server: Any, demo: None, page:
     error = page.locator("[data-field-error=mobile]")
     error.wait_for()
     assert error.inner_text() == "请输入有效的中国手机号码或固定电话号码。"
-    page.select_option("nav select[name=language]", "en")
-    page.wait_for_load_state()
-    assert "Customers" in page.content()
+    with page.expect_navigation():
+        page.select_option("nav select[name=language]", "en")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("a[data-nav=customers]").inner_text() == "Customers"
