@@ -1,11 +1,14 @@
 """Property-based fuzzing of every API operation from its OpenAPI schema: whatever a
 client sends, the answer is never a 5xx, and every error has the one error format."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from homeclub.api.services import api_token_create
@@ -15,7 +18,18 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_applicatio
 
 
 @pytest.fixture
-def token(org: Any, make_user: Any) -> str:
+def keep_test_connection() -> Iterator[None]:
+    # The test transaction must survive each request, as Django's own test client
+    # arranges; schemathesis calls the WSGI app directly.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def token(keep_test_connection: None, org: Any, make_user: Any) -> str:
     manager = make_user("sales_manager", org.sz1)
     customer_create(actor=manager, name="模糊测试", mobile="13900000001", project=org.sz1)
     _token, raw = api_token_create(actor=manager, user=manager, name="fuzz")

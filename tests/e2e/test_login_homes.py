@@ -2,6 +2,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+
 from homeclub.demo.generator import DEMO_LOGINS, DEMO_PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -15,6 +15,7 @@ from . import errors
 from .auth import ConsoleSession, TokenAuth
 from .models import ApiToken
 from .services import api_token_create, api_token_revoke
+from .types import DbId
 
 
 class StrictJSONParser(Parser):
@@ -49,7 +50,7 @@ tokens = Router(tags=["tokens"])
 
 class TokenIn(Schema):
     name: str
-    org_node_id: int | None = None
+    org_node_id: DbId | None = None
 
 
 class TokenOut(Schema):
@@ -96,7 +97,7 @@ def token_create(request: AuthedRequest, payload: TokenIn) -> Status[dict[str, A
 
 
 @tokens.post("/{token_id}/revoke", response={200: TokenOut, 404: ErrorOut})
-def token_revoke(request: AuthedRequest, token_id: int) -> dict[str, Any]:
+def token_revoke(request: AuthedRequest, token_id: DbId) -> dict[str, Any]:
     token = get_scoped(ApiToken.objects.filter(user_id=request.auth.pk), request.auth, pk=token_id)
     return _token_out(api_token_revoke(actor=request.auth, token=token))
 

@@ -4,6 +4,7 @@ from typing import Any
 from django.http import HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
+from homeclub.api.types import DbId, Offset
 from homeclub.common.errors import NotFound
 from homeclub.common.http import AuthedRequest
 from homeclub.org.models import OrgNode, User
@@ -37,8 +38,8 @@ class CustomerOut(Schema):
 class CustomerIn(Schema):
     name: str
     mobile: str
-    project_id: int
-    owner_id: int | None = None
+    project_id: DbId
+    owner_id: DbId | None = None
     gender: str = ""
     id_number: str = ""
     birth_date: dt.date | None = None
@@ -52,7 +53,7 @@ class CustomerPatch(Schema):
     id_number: str | None = None
     birth_date: dt.date | None = None
     note: str | None = None
-    owner_id: int | None = None
+    owner_id: DbId | None = None
 
 
 class RevealOut(Schema):
@@ -66,9 +67,9 @@ class RevealIn(Schema):
 
 class ListFilters(Schema):
     q: str = ""
-    project_id: int | None = None
+    project_id: DbId | None = None
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
 
 
 class CustomerPage(Schema):
@@ -132,7 +133,7 @@ def create_customer(request: AuthedRequest, payload: CustomerIn) -> Status[dict[
 
 
 @router.get("/export.xlsx", response={200: None})
-def export_customers(request: AuthedRequest, q: str = "", project_id: int | None = None) -> Any:
+def export_customers(request: AuthedRequest, q: str = "", project_id: DbId | None = None) -> Any:
     viewer = request.auth
     body, _count = customers_export_xlsx(actor=viewer, q=q, project_id=project_id)
     response = HttpResponse(
@@ -143,13 +144,13 @@ def export_customers(request: AuthedRequest, q: str = "", project_id: int | None
 
 
 @router.get("/{customer_id}", response=CustomerOut)
-def get_customer(request: AuthedRequest, customer_id: int) -> dict[str, Any]:
+def get_customer(request: AuthedRequest, customer_id: DbId) -> dict[str, Any]:
     viewer = request.auth
     return _out(viewer, customer_get(viewer=viewer, pk=customer_id))
 
 
 @router.patch("/{customer_id}", response=CustomerOut)
-def update_customer(request: AuthedRequest, customer_id: int, payload: CustomerPatch) -> Any:
+def update_customer(request: AuthedRequest, customer_id: DbId, payload: CustomerPatch) -> Any:
     viewer = request.auth
     customer = customer_get(viewer=viewer, pk=customer_id)
     changes = payload.dict(exclude_unset=True)
@@ -159,14 +160,14 @@ def update_customer(request: AuthedRequest, customer_id: int, payload: CustomerP
 
 
 @router.delete("/{customer_id}", response={204: None})
-def delete_customer(request: AuthedRequest, customer_id: int) -> Status[None]:
+def delete_customer(request: AuthedRequest, customer_id: DbId) -> Status[None]:
     viewer = request.auth
     customer_delete(actor=viewer, customer=customer_get(viewer=viewer, pk=customer_id))
     return Status(204, None)
 
 
 @router.post("/{customer_id}/reveal", response=RevealOut)
-def reveal_customer(request: AuthedRequest, customer_id: int, payload: RevealIn) -> Any:
+def reveal_customer(request: AuthedRequest, customer_id: DbId, payload: RevealIn) -> Any:
     viewer = request.auth
     return customer_reveal(
         actor=viewer, customer=customer_get(viewer=viewer, pk=customer_id), reason=payload.reason

@@ -140,7 +140,7 @@ def get_scoped(queryset: models.QuerySet[M], viewer: Any, **lookup: Any) -> M:
     but is out of scope: the viewer learns nothing about it)."""
     try:
         return scoped(queryset, viewer).get(**lookup)
-    except (ObjectDoesNotExist, ValueError, TypeError) as exc:
+    except (ObjectDoesNotExist, ValueError, TypeError, OverflowError) as exc:
         raise NotFound() from exc
 
 

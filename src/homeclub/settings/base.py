@@ -85,9 +85,9 @@ TEMPLATES = [
 
 # --- database ---------------------------------------------------------------------------
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'homeclub.sqlite3'}"),
-}
+# An empty DATABASE_URL means "not set": the embedded SQLite database.
+DATABASE_URL = env("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'homeclub.sqlite3'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at
     # BEGIN so two writers queue instead of failing on lock upgrade.
@@ -187,6 +187,9 @@ HOMECLUB_SMS_URL = env("SMS_URL", default="")
 HOMECLUB_SMS_API_KEY = env("SMS_API_KEY", default="")
 HOMECLUB_WECHAT_BACKEND = env("WECHAT_BACKEND", default="file")  # console | file | http
 HOMECLUB_WECHAT_URL = env("WECHAT_URL", default="")
+HOMECLUB_WECHAT_API_KEY = env("WECHAT_API_KEY", default="")
+HOMECLUB_SMS_TIMEOUT = env.float("SMS_TIMEOUT", default=5.0)
+HOMECLUB_WECHAT_TIMEOUT = env.float("WECHAT_TIMEOUT", default=5.0)
 HOMECLUB_MESSAGE_DIR = VAR_DIR / "messages"
 HOMECLUB_QUIET_HOURS = (
     env.int("QUIET_HOURS_START", default=21),
