@@ -5,6 +5,7 @@ form is national (``13812345678``, ``010-12345678``).
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -36,7 +37,8 @@ def parse_phone(raw: str, *, mobile_only: bool = False) -> Phone:
     ``0086138…``, ``010-12345678``. Raises :class:`InvalidPhone`."""
     if raw is None:
         raise InvalidPhone()
-    text = _STRIP.sub("", str(raw).strip())
+    # NFKC folds full-width digits and plus signs (１３８…, ＋８６) to ASCII.
+    text = _STRIP.sub("", unicodedata.normalize("NFKC", str(raw)).strip())
     if text.startswith("0086"):
         text = "+86" + text[4:]
     if not text or len(text) > 20:

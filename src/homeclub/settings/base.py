@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "homeclub.org",
     "homeclub.customers",
     "homeclub.messaging",
+    "homeclub.points",
+    "homeclub.club",
     "homeclub.api",
     "homeclub.console",
     "homeclub.demo",
