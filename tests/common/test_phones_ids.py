@@ -15,6 +15,8 @@ from homeclub.common.phones import InvalidPhone, normalize_phone, parse_phone
     "raw",
     [
         "13812345678",
+        "１３８１２３４５６７８",
+        "＋８６ １３８-１２３４-５６７８",
         "138 1234 5678",
         "138-1234-5678",
         "+86 138 1234 5678",

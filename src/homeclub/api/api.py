@@ -104,8 +104,8 @@ def token_revoke(request: AuthedRequest, token_id: DbId) -> dict[str, Any]:
 
 from homeclub.club.api import router as club_router  # noqa: E402
 from homeclub.customers.api import router as customers_router  # noqa: E402
-from homeclub.points.api import router as points_router  # noqa: E402
 from homeclub.org.api import router as org_router  # noqa: E402
+from homeclub.points.api import router as points_router  # noqa: E402
 
 api.add_router("/v1/tokens", tokens)
 api.add_router("/v1/org", org_router)
