@@ -104,6 +104,7 @@ def token_revoke(request: AuthedRequest, token_id: DbId) -> dict[str, Any]:
 
 from homeclub.club.api import router as club_router  # noqa: E402
 from homeclub.customers.api import router as customers_router  # noqa: E402
+from homeclub.inventory.api import router as inventory_router  # noqa: E402
 from homeclub.org.api import router as org_router  # noqa: E402
 from homeclub.points.api import router as points_router  # noqa: E402
 
@@ -112,3 +113,4 @@ api.add_router("/v1/org", org_router)
 api.add_router("/v1/customers", customers_router)
 api.add_router("/v1/club", club_router)
 api.add_router("/v1/points", points_router)
+api.add_router("/v1/inventory", inventory_router)

@@ -12,7 +12,7 @@ class TokenAuth(HttpBearer):
     openapi_scheme = "bearer"
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        user = user_for_token(token)
+        user = token_user(request, token)
         if user is not None:
             request.user = user
         return user
@@ -37,11 +37,26 @@ class ConsoleSession(SessionAuth):
         return None
 
 
+_UNSET = object()
+
+
+def token_user(request: HttpRequest, raw: str) -> Any:
+    """The token's user, looked up once per request (the idempotency middleware asks
+    before the view, the API's auth asks again)."""
+    cached = getattr(request, "_homeclub_token_user", _UNSET)
+    if cached is not _UNSET and getattr(request, "_homeclub_token_raw", None) == raw:
+        return cached
+    user = user_for_token(raw)
+    request._homeclub_token_user = user  # type: ignore[attr-defined]
+    request._homeclub_token_raw = raw  # type: ignore[attr-defined]
+    return user
+
+
 def principal_of(request: HttpRequest) -> str | None:
     """Stable identity for idempotency keys, resolved before the view runs."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header.lower().startswith("bearer "):
-        user = user_for_token(header[7:].strip())
+        user = token_user(request, header[7:].strip())
         return f"user:{user.pk}" if user else None
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:

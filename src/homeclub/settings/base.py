@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "homeclub.messaging",
     "homeclub.points",
     "homeclub.club",
+    "homeclub.inventory",
     "homeclub.api",
     "homeclub.console",
     "homeclub.demo",
