@@ -10,6 +10,7 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
@@ -19,20 +20,37 @@ from homeclub.api.services import api_token_create, api_token_revoke
 from homeclub.common.errors import DomainError
 from homeclub.common.http import AuthedRequest
 from homeclub.common.models import AuditEvent
-from homeclub.customers.models import Customer
-from homeclub.customers.selectors import customer_get, customer_list, id_number_for, phone_for
+from homeclub.customers.forms import ARCHIVE_FORM_FIELDS, ConsentForm, CustomerArchiveForm
+from homeclub.customers.merge import customer_merge, customer_merge_undo, merge_preview
+from homeclub.customers.models import Customer, HouseholdMember, MergeRecord, Tag
+from homeclub.customers.privacy import consent_record
+from homeclub.customers.selectors import (
+    consent_state,
+    contacts_to_verify,
+    customer_get,
+    customer_get_full,
+    customer_list,
+    customer_timeline,
+    family_for,
+    id_number_for,
+    phone_for,
+    sensitive_for,
+    stale_before,
+    stale_report,
+)
 from homeclub.customers.services import (
+    contact_verify,
     customer_create,
     customer_delete,
     customer_reveal,
     customer_update,
     customers_export_xlsx,
 )
-from homeclub.org.models import OrgNode
+from homeclub.org.models import OrgNode, User
 from homeclub.org.roles import REVEAL_ROLES, Role
 from homeclub.org.scoping import get_scoped, projects_for, scope_of, scoped
 
-from .forms import CustomerForm, LoginForm
+from .forms import LoginForm
 
 
 class LoginView(auth_views.LoginView):
@@ -137,41 +155,89 @@ def _staff_only(request: AuthedRequest) -> None:
         raise Http404()
 
 
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 18 else None
+
+
 @login_required
 def customer_list_view(request: AuthedRequest) -> HttpResponse:
     _staff_only(request)
-    q = request.GET.get("q", "")
-    project_id = request.GET.get("project") or None
+    g = request.GET
+    q = g.get("q", "")
+    project_id = g.get("project") or ""
+    stage = g.get("stage", "") if g.get("stage", "") in Customer.Stage.values else ""
+    klass = g.get("class")
+    retention = klass if klass in Customer.RetentionClass.values and klass != "" else None
+    fresh = g.get("fresh", "")
     qs = customer_list(
         viewer=request.user,
         q=q,
-        project_id=int(project_id) if project_id and project_id.isdigit() else None,
+        project_id=_int(project_id),
+        owner_id=_int(g.get("owner", "")),
+        stage=stage,
+        retention_class=retention,
+        tag_id=_int(g.get("tag", "")),
+        stale={"stale": True, "fresh": False}.get(fresh),
     )
-    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    page = Paginator(qs, 25).get_page(g.get("page"))
     rows = [(c, phone_for(request.user, c)) for c in page.object_list]
     template = "console/customers/_table.html" if request.htmx else "console/customers/list.html"
-    return render(
-        request,
-        template,
-        {
-            "page": page,
-            "rows": rows,
-            "q": q,
-            "project_id": project_id or "",
-            "projects": projects_for(request.user),
-            "can_write": scope_of(request.user).can_write,
+    context: dict[str, Any] = {
+        "page": page,
+        "rows": rows,
+        "q": q,
+        "project_id": project_id,
+        "querystring": request.GET.copy(),
+        "can_write": scope_of(request.user).can_write,
+        "filters": {
+            "stage": stage,
+            "class": klass or "",
+            "tag": g.get("tag", ""),
+            "owner": g.get("owner", ""),
+            "fresh": fresh,
         },
-    )
+    }
+    if not request.htmx:
+        context.update(
+            projects=projects_for(request.user),
+            stages=Customer.Stage.choices,
+            classes=[c for c in Customer.RetentionClass.choices if c[0]],
+            tags=Tag.objects.order_by("name")[:200],
+            consultants=User.objects.filter(
+                role=Role.SALES_CONSULTANT, is_active=True, org_nodes__in=projects_for(request.user)
+            ).distinct()[:200],
+        )
+    querystring = request.GET.copy()
+    querystring.pop("page", None)
+    context["querystring"] = querystring.urlencode()
+    return render(request, template, context)
 
 
 @login_required
 def customer_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     _staff_only(request)
-    customer = customer_get(viewer=request.user, pk=pk)
+    customer = customer_get_full(viewer=request.user, pk=pk)
     scope = scope_of(request.user)
     history = AuditEvent.objects.filter(
         object_type="customers.customer", object_id=str(customer.pk)
     ).order_by("-created_at")[:50]
+    cutoff = stale_before()
+    phones = [
+        {
+            "row": p,
+            "shown": phone_for(request.user, customer, p.number),
+            "stale": p.last_verified_at is None or p.last_verified_at < cutoff,
+        }
+        for p in customer.phones.all()
+    ]
+    household = []
+    link = next(iter(customer.household_links.all()), None)
+    if link is not None:
+        household = list(
+            HouseholdMember.objects.filter(household_id=link.household_id)
+            .exclude(customer=customer)
+            .select_related("customer")
+        )
     return render(
         request,
         "console/customers/detail.html",
@@ -179,6 +245,14 @@ def customer_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             "customer": customer,
             "phone": phone_for(request.user, customer),
             "id_number": id_number_for(request.user, customer),
+            "sensitive": sensitive_for(request.user, customer),
+            "family": family_for(request.user, customer),
+            "phones": phones,
+            "household": household,
+            "consents": consent_state(customer),
+            "consent_form": ConsentForm(),
+            "timeline": customer_timeline(viewer=request.user, customer=customer),
+            "merges": MergeRecord.objects.filter(keep=customer, undone_at__isnull=True),
             "can_reveal": scope.role in REVEAL_ROLES,
             "can_write": scope.can_write,
             "history": history,
@@ -187,13 +261,148 @@ def customer_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def customer_consent_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    _staff_only(request)
+    customer = customer_get(viewer=request.user, pk=pk)
+    form = ConsentForm(request.POST)
+    if form.is_valid():
+        try:
+            consent_record(
+                actor=request.user,
+                customer=customer,
+                channel=form.cleaned_data["channel"],
+                granted=form.cleaned_data["granted"],
+                source=form.cleaned_data["source"],
+            )
+        except DomainError as exc:
+            messages.error(request, str(exc.message))
+        else:
+            messages.success(request, gettext("Consent recorded."))
+    else:
+        messages.error(request, gettext("Some fields are not valid."))
+    return redirect("console:customer_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def customer_verify_view(request: AuthedRequest, pk: int) -> HttpResponse:
+    _staff_only(request)
+    customer = customer_get(viewer=request.user, pk=pk)
+    try:
+        for item in ("phone", "email", "address"):
+            if item == "phone" or getattr(customer, item):
+                contact_verify(
+                    actor=request.user,
+                    customer=customer,
+                    item=item,
+                    source=request.POST.get("source", "call"),
+                )
+    except DomainError as exc:
+        messages.error(request, str(exc.message))
+    else:
+        messages.success(request, gettext("Contacts marked as verified."))
+    return redirect(request.POST.get("next") or reverse("console:customer_verify_list"))
+
+
+@login_required
+def customer_verify_list(request: AuthedRequest) -> HttpResponse:
+    _staff_only(request)
+    page = Paginator(contacts_to_verify(viewer=request.user), 25).get_page(request.GET.get("page"))
+    rows = [
+        (c, [phone_for(request.user, c, p.number) for p in c.phones.all()])
+        for c in page.object_list
+    ]
+    return render(
+        request,
+        "console/customers/verify.html",
+        {"page": page, "rows": rows, "report": stale_report(viewer=request.user)},
+    )
+
+
+@login_required
+def customer_merge_view(request: AuthedRequest) -> HttpResponse:
+    _staff_only(request)
+    if not scope_of(request.user).can_write:
+        raise Http404()
+    data = request.POST if request.method == "POST" else request.GET
+    keep_id, absorb_id = _int(data.get("keep", "")), _int(data.get("absorb", ""))
+    keep = absorb = None
+    preview = None
+    error = ""
+    if keep_id and absorb_id:
+        keep = customer_get(viewer=request.user, pk=keep_id)
+        absorb = customer_get(viewer=request.user, pk=absorb_id)
+        if keep.pk == absorb.pk:
+            error = gettext("Pick two different customers.")
+        elif request.method == "POST":
+            try:
+                record = customer_merge(actor=request.user, keep=keep, absorb=absorb)
+            except DomainError as exc:
+                error = str(exc.message)
+            else:
+                messages.success(request, gettext("Customers merged."))
+                return redirect("console:customer_merge_record", pk=record.pk)
+        else:
+            preview = merge_preview(keep=keep, absorb=absorb)
+    return render(
+        request,
+        "console/customers/merge.html",
+        {
+            "keep": keep,
+            "absorb": absorb,
+            "keep_phone": phone_for(request.user, keep) if keep else "",
+            "absorb_phone": phone_for(request.user, absorb) if absorb else "",
+            "preview": preview,
+            "error": error,
+        },
+        status=422 if error else 200,
+    )
+
+
+@login_required
+def customer_merge_record(request: AuthedRequest, pk: int) -> HttpResponse:
+    _staff_only(request)
+    record = MergeRecord.objects.select_related("keep", "merged_by").filter(pk=pk).first()
+    if record is None:
+        raise Http404()
+    customer_get(viewer=request.user, pk=record.keep_id)  # scope check
+    if request.method == "POST":
+        if not scope_of(request.user).can_write:
+            raise Http404()
+        try:
+            restored = customer_merge_undo(actor=request.user, record=record)
+        except DomainError as exc:
+            messages.error(request, str(exc.message))
+        else:
+            messages.success(request, gettext("Merge undone."))
+            return redirect("console:customer_detail", pk=restored.pk)
+    return render(request, "console/customers/merge_record.html", {"record": record})
+
+
+@login_required
+@require_POST
+def customer_validate_field(request: AuthedRequest) -> HttpResponse:
+    """htmx inline validation of one field of the customer form."""
+    _staff_only(request)
+    name = request.POST.get("_field", "")
+    form = CustomerArchiveForm(request.POST, viewer=request.user)
+    if name not in form.fields:
+        return HttpResponse("")
+    form.is_valid()
+    errors = [str(e) for e in form.errors.get(name, [])]
+    return render(request, "console/customers/_field_errors.html", {"name": name, "errors": errors})
+
+
+@login_required
 def customer_create_view(request: AuthedRequest) -> HttpResponse:
     _staff_only(request)
     if not scope_of(request.user).can_write:
         raise Http404()
-    form = CustomerForm(request.POST or None, viewer=request.user)
+    form = CustomerArchiveForm(request.POST or None, viewer=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        profile = {k: data[k] for k in ARCHIVE_FORM_FIELDS if k in data}
         try:
             customer = customer_create(
                 actor=request.user,
@@ -205,6 +414,7 @@ def customer_create_view(request: AuthedRequest) -> HttpResponse:
                 id_number=data["id_number"],
                 birth_date=data["birth_date"],
                 note=data["note"],
+                **profile,
             )
         except DomainError as exc:
             _form_errors_from(form, exc)
@@ -234,13 +444,15 @@ def customer_edit_view(request: AuthedRequest, pk: int) -> HttpResponse:
         "project": customer.project_id,
         "owner": customer.owner_id,
         "note": customer.note,
+        **{k: getattr(customer, k) for k in ARCHIVE_FORM_FIELDS},
     }
-    form = CustomerForm(request.POST or None, initial=initial, viewer=request.user)
+    form = CustomerArchiveForm(request.POST or None, initial=initial, viewer=request.user)
     # A masked phone or ID number shown in the form must not overwrite the real one.
     form.fields["mobile"].required = False
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        changes = {k: data[k] for k in ("name", "gender", "birth_date", "project", "owner", "note")}
+        keys = ("name", "gender", "birth_date", "project", "owner", "note", *ARCHIVE_FORM_FIELDS)
+        changes = {k: data[k] for k in keys if k in data}
         if data["mobile"]:
             changes["mobile"] = data["mobile"]
         if data["id_number"]:
@@ -281,7 +493,12 @@ def customer_reveal_view(request: AuthedRequest, pk: int) -> HttpResponse:
     _staff_only(request)
     customer = customer_get(viewer=request.user, pk=pk)
     try:
-        revealed = customer_reveal(actor=request.user, customer=customer, reason="console")
+        revealed = customer_reveal(
+            actor=request.user,
+            customer=customer,
+            reason="console",
+            sensitive=request.POST.get("sensitive") == "1",
+        )
     except DomainError as exc:
         return HttpResponse(str(exc.message), status=exc.status)
     return render(request, "console/customers/_revealed.html", {"revealed": revealed})

@@ -1,32 +1,131 @@
 """Reads of the customer archive, always scoped to the viewer."""
 
+import datetime as dt
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from homeclub.common.masking import mask_id_number, mask_phone
 from homeclub.common.phones import national
-from homeclub.org.roles import FULL_PII_ROLES
+from homeclub.org.roles import FULL_PII_ROLES, REVEAL_ROLES
 from homeclub.org.scoping import get_scoped, scope_of, scoped
 
-from .models import Customer
+from .models import (
+    ConsentChannel,
+    ConsentRecord,
+    Customer,
+    CustomerPhone,
+    CustomerProject,
+    HouseholdMember,
+    Relation,
+    TimelineEvent,
+)
+from .rules import months_ago, phone_digits
+
+# PIPL art. 28 sensitive personal information held on the Customer row. The ONE list:
+# masking, reveal, export and erasure all read it. Children's data (FamilyMember rows with
+# relation "child") is sensitive too; see ``family_for``.
+SENSITIVE_FIELDS: tuple[str, ...] = (
+    "id_number",
+    "religion",
+    "personal_income_band",
+    "household_income_band",
+    "investments",
+)
+HIDDEN = "***"
+
+DEFAULT_STALE_MONTHS = 12
+
+
+def stale_months() -> int:
+    return int(getattr(settings, "HOMECLUB_CONTACT_STALE_MONTHS", DEFAULT_STALE_MONTHS))
+
+
+def stale_before(now: dt.datetime | None = None) -> dt.datetime:
+    return months_ago(now or timezone.now(), stale_months())
+
+
+def stale_condition(now: dt.datetime | None = None) -> Q:
+    """A customer with any contact item (phone, email, address) never verified or last
+    verified before the cut-off."""
+    cutoff = stale_before(now)
+    old_phone = CustomerPhone.objects.filter(customer=OuterRef("pk")).filter(
+        Q(last_verified_at__isnull=True) | Q(last_verified_at__lt=cutoff)
+    )
+    return (
+        Q(Exists(old_phone))
+        | (~Q(email="") & (Q(email_verified_at__isnull=True) | Q(email_verified_at__lt=cutoff)))
+        | (
+            ~Q(address="")
+            & (Q(address_verified_at__isnull=True) | Q(address_verified_at__lt=cutoff))
+        )
+    )
 
 
 def customer_list(
-    *, viewer: Any, q: str = "", project_id: int | None = None, owner_id: int | None = None
+    *,
+    viewer: Any,
+    q: str = "",
+    project_id: int | None = None,
+    owner_id: int | None = None,
+    stage: str = "",
+    retention_class: str | None = None,
+    tag_id: int | None = None,
+    stale: bool | None = None,
 ) -> QuerySet[Customer]:
+    """The viewer's customers, newest first. ``q`` matches the name (contains), its pinyin
+    or initials (prefix: 张三 ← "zhangsan", "zs") or the tail of any of the customer's
+    numbers (4+ digits). Project and consultant filters also match the per-project links."""
     qs = scoped(Customer.objects.select_related("project", "owner"), viewer)
     q = (q or "").strip()
     if q:
-        digits = "".join(ch for ch in q if ch.isdigit())
-        cond = Q(name__icontains=q)
-        if len(digits) >= 4 and len(digits) == len(q):
-            cond |= Q(mobile__endswith=digits)
-        qs = qs.filter(cond)
+        digits = phone_digits(q)
+        if digits:
+            if len(digits) < 4:
+                return qs.none()
+            qs = qs.filter(
+                Q(mobile__endswith=digits)
+                | Q(
+                    Exists(
+                        CustomerPhone.objects.filter(
+                            customer=OuterRef("pk"), number__endswith=digits
+                        )
+                    )
+                )
+            )
+        else:
+            cond = Q(name__icontains=q)
+            latin = q.lower().replace(" ", "")
+            if latin.isascii() and latin.isalpha():
+                cond |= Q(name_pinyin__startswith=latin) | Q(name_initials__startswith=latin)
+            qs = qs.filter(cond)
     if project_id:
-        qs = qs.filter(project_id=project_id)
+        qs = qs.filter(
+            Q(project_id=project_id)
+            | Q(
+                Exists(
+                    CustomerProject.objects.filter(customer=OuterRef("pk"), project_id=project_id)
+                )
+            )
+        )
     if owner_id:
-        qs = qs.filter(owner_id=owner_id)
+        qs = qs.filter(
+            Q(owner_id=owner_id)
+            | Q(Exists(CustomerProject.objects.filter(customer=OuterRef("pk"), owner_id=owner_id)))
+        )
+    if stage:
+        qs = qs.filter(stage=stage)
+    if retention_class is not None:
+        qs = qs.filter(retention_class=retention_class)
+    if tag_id:
+        through = Customer.tags.through
+        qs = qs.filter(Exists(through.objects.filter(customer_id=OuterRef("pk"), tag_id=tag_id)))
+    if stale is True:
+        qs = qs.filter(stale_condition())
+    elif stale is False:
+        qs = qs.exclude(stale_condition())
     return qs.order_by("-created_at", "-id")
 
 
@@ -34,16 +133,178 @@ def customer_get(*, viewer: Any, pk: Any) -> Customer:
     return get_scoped(Customer.objects.select_related("project", "owner"), viewer, pk=pk)
 
 
+def customer_get_full(*, viewer: Any, pk: Any) -> Customer:
+    """One customer with everything the 360 page shows, prefetched."""
+    qs = Customer.objects.select_related("project", "owner").prefetch_related(
+        "tags",
+        Prefetch("phones", queryset=CustomerPhone.objects.order_by("-is_primary", "id")),
+        Prefetch("projects", queryset=CustomerProject.objects.select_related("project", "owner")),
+        Prefetch(
+            "household_links",
+            queryset=HouseholdMember.objects.select_related("household"),
+        ),
+        "family",
+    )
+    return get_scoped(qs, viewer, pk=pk)
+
+
 def sees_full_pii(viewer: Any) -> bool:
     return scope_of(viewer).role in FULL_PII_ROLES
 
 
-def phone_for(viewer: Any, customer: Customer) -> str:
-    """The phone as this viewer may see it: masked unless the role sees full numbers."""
-    return national(customer.mobile) if sees_full_pii(viewer) else mask_phone(customer.mobile)
+def may_reveal(viewer: Any) -> bool:
+    return scope_of(viewer).role in REVEAL_ROLES
+
+
+def phone_for(viewer: Any, customer: Customer, number: str | None = None) -> str:
+    """A phone as this viewer may see it: masked unless the role sees full numbers."""
+    value = number if number is not None else customer.mobile
+    if customer.erased_at is not None:
+        return ""
+    return national(value) if sees_full_pii(viewer) else mask_phone(value)
 
 
 def id_number_for(viewer: Any, customer: Customer) -> str:
     if not customer.id_number:
         return ""
     return customer.id_number if sees_full_pii(viewer) else mask_id_number(customer.id_number)
+
+
+def sensitive_for(viewer: Any, customer: Customer, *, revealed: bool = False) -> dict[str, Any]:
+    """The one function that decides how sensitive fields show: in full for roles that
+    see full personal data (or after an audited reveal), masked/hidden otherwise. An empty
+    value stays empty so the viewer knows there is nothing to reveal."""
+    full = revealed or sees_full_pii(viewer)
+    out: dict[str, Any] = {}
+    for name in SENSITIVE_FIELDS:
+        value = getattr(customer, name)
+        if not value:
+            out[name] = ""
+        elif full:
+            field = Customer._meta.get_field(name)
+            display = getattr(customer, f"get_{name}_display", None)
+            out[name] = str(display()) if display and getattr(field, "choices", None) else value
+        elif name == "id_number":
+            out[name] = mask_id_number(value)
+        else:
+            out[name] = HIDDEN
+    return out
+
+
+def family_for(viewer: Any, customer: Customer, *, revealed: bool = False) -> list[dict[str, Any]]:
+    """Family members as the viewer may see them: a child's name and dates are hidden
+    unless the viewer sees sensitive data."""
+    full = revealed or sees_full_pii(viewer)
+    rows = []
+    for m in customer.family.all():
+        hide = m.relation == Relation.CHILD and not full
+        rows.append(
+            {
+                "id": m.pk,
+                "relation": m.relation,
+                "relation_label": m.get_relation_display(),
+                "name": HIDDEN if hide and m.name else m.name,
+                "birthday_calendar": m.birthday_calendar,
+                "birth_date": None if hide else m.birth_date,
+                "lunar_birth_month": None if hide else m.lunar_birth_month,
+                "lunar_birth_day": None if hide else m.lunar_birth_day,
+                "school_entry_year": None if hide else m.school_entry_year,
+                "hidden": hide,
+            }
+        )
+    return rows
+
+
+def consent_state(customer: Customer) -> dict[str, ConsentRecord | None]:
+    """The current consent per channel: the latest record, or None (never asked)."""
+    state: dict[str, ConsentRecord | None] = dict.fromkeys(ConsentChannel.values)
+    for record in ConsentRecord.objects.filter(customer=customer).order_by(
+        "channel", "-occurred_at", "-id"
+    ):
+        if state.get(record.channel) is None:
+            state[record.channel] = record
+    return state
+
+
+def consent_history(customer: Customer) -> QuerySet[ConsentRecord]:
+    return (
+        ConsentRecord.objects.filter(customer=customer)
+        .select_related("recorded_by")
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def customer_consents_to(customer: Any, channel: str) -> bool | None:
+    """The consent provider registered with messaging: True granted, False withdrawn,
+    None never recorded (which the gate treats as no consent)."""
+    pk = getattr(customer, "pk", customer)
+    if not pk:
+        return None
+    latest = (
+        ConsentRecord.objects.filter(customer_id=pk, channel=channel)
+        .order_by("-occurred_at", "-id")
+        .values_list("granted", flat=True)
+        .first()
+    )
+    return latest
+
+
+def customer_timeline(*, viewer: Any, customer: Customer) -> QuerySet[TimelineEvent]:
+    """Everything that touched the customer, oldest first (ties in insertion order)."""
+    get_scoped(Customer.objects.all(), viewer, pk=customer.pk)
+    return (
+        TimelineEvent.objects.filter(customer=customer)
+        .select_related("actor")
+        .order_by("occurred_at", "id")
+    )
+
+
+def contacts_to_verify(*, viewer: Any, now: dt.datetime | None = None) -> QuerySet[Customer]:
+    """The "verify contacts" work list: the viewer's customers with a stale contact item,
+    the longest-unverified first."""
+    return (
+        customer_list(viewer=viewer)
+        .filter(stale_condition(now), erased_at__isnull=True)
+        .prefetch_related(
+            Prefetch("phones", queryset=CustomerPhone.objects.order_by("-is_primary", "id"))
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def stale_report(*, viewer: Any, now: dt.datetime | None = None) -> dict[str, int]:
+    """How many of the viewer's customers have stale contacts, and by item kind."""
+    cutoff = stale_before(now)
+    base = customer_list(viewer=viewer).filter(erased_at__isnull=True)
+    phone_stale = Exists(
+        CustomerPhone.objects.filter(customer=OuterRef("pk")).filter(
+            Q(last_verified_at__isnull=True) | Q(last_verified_at__lt=cutoff)
+        )
+    )
+    return {
+        "months": stale_months(),
+        "total": base.count(),
+        "stale": base.filter(stale_condition(now)).count(),
+        "phones": base.filter(phone_stale).count(),
+        "emails": base.exclude(email="")
+        .filter(Q(email_verified_at__isnull=True) | Q(email_verified_at__lt=cutoff))
+        .count(),
+        "addresses": base.exclude(address="")
+        .filter(Q(address_verified_at__isnull=True) | Q(address_verified_at__lt=cutoff))
+        .count(),
+    }
+
+
+def customer_lookup_phone(*, viewer: Any, phone: str) -> tuple[Customer | None, bool]:
+    """(the customer in scope or None, whether the number belongs to anybody at all)."""
+    from homeclub.common.phones import normalize_phone
+
+    e164 = normalize_phone(phone)
+    pk = (
+        CustomerPhone.objects.filter(number=e164).values_list("customer_id", flat=True).first()
+        or Customer.objects.filter(mobile=e164).values_list("pk", flat=True).first()
+    )
+    if pk is None:
+        return None, False
+    visible = scoped(Customer.objects.select_related("project", "owner"), viewer).filter(pk=pk)
+    return visible.first(), True

@@ -15,14 +15,25 @@ and every selector filters with ``scoped(Customer.objects.all(), viewer)``:
 - the analyst reads everything and writes nothing (:func:`ensure_can_write`).
 
 A record outside scope is "not found" (404), never "forbidden with data".
+
+A record reachable through a to-many relation (a customer known to several projects, each
+with its own consultant) declares it with :class:`ScopeVia`::
+
+    scope = ScopeSpec(project="project", owner="owner",
+                      via=(ScopeVia(model="customers.CustomerProject", link="customer"),))
+
+The record is then visible when its own fields match OR some related row matches; the
+related rows are tested with an ``EXISTS`` subquery, so no join multiplies rows and no
+``DISTINCT`` is needed over a large table.
 """
 
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from django.apps import apps
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
 from homeclub.common.errors import Forbidden, NotFound
@@ -34,12 +45,25 @@ M = TypeVar("M", bound=models.Model)
 
 
 @dataclass(frozen=True)
+class ScopeVia:
+    """A to-many path to more (project, owner) pairs: rows of ``model`` whose ``link``
+    foreign key points at the scoped record. ``model`` is an ``"app_label.Model"`` label,
+    resolved lazily so a model can name a relation defined after it."""
+
+    model: str
+    link: str
+    project: str | None = "project"
+    owner: str | None = "owner"
+
+
+@dataclass(frozen=True)
 class ScopeSpec:
     """Lookups from a model to its project, its owning staff user and its external owner."""
 
     project: str | None = "project"
     owner: str | None = "owner"
     external_owner: str | None = None
+    via: tuple[ScopeVia, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,15 +148,43 @@ def scoped(queryset: models.QuerySet[M], viewer: Any) -> models.QuerySet[M]:
         if spec.external_owner is None:
             return queryset.none()
         return queryset.filter(**{spec.external_owner: scope.user_id})
+    if not spec.via:
+        if not scope.all_projects:
+            if spec.project is None:
+                return queryset.none()
+            queryset = queryset.filter(**{f"{spec.project}__in": scope.project_ids})
+        if scope.own_only:
+            if spec.owner is None:
+                return queryset.none()
+            queryset = queryset.filter(**{spec.owner: scope.user_id})
+        return queryset
+    if scope.all_projects and not scope.own_only:
+        return queryset
+    cond = _match(scope, spec.project, spec.owner)
+    for via in spec.via:
+        related = apps.get_model(via.model)
+        via_cond = _match(scope, via.project, via.owner)
+        if via_cond is None:
+            continue
+        exists = Exists(related._default_manager.filter(via_cond, **{via.link: OuterRef("pk")}))
+        cond = Q(exists) if cond is None else cond | Q(exists)
+    if cond is None:
+        return queryset.none()
+    return queryset.filter(cond)
+
+
+def _match(scope: Scope, project: str | None, owner: str | None) -> Q | None:
+    """The condition on one (project, owner) pair of lookups; None: it can never match."""
+    cond = Q()
     if not scope.all_projects:
-        if spec.project is None:
-            return queryset.none()
-        queryset = queryset.filter(**{f"{spec.project}__in": scope.project_ids})
+        if project is None:
+            return None
+        cond &= Q(**{f"{project}__in": scope.project_ids})
     if scope.own_only:
-        if spec.owner is None:
-            return queryset.none()
-        queryset = queryset.filter(**{spec.owner: scope.user_id})
-    return queryset
+        if owner is None:
+            return None
+        cond &= Q(**{owner: scope.user_id})
+    return cond
 
 
 def get_scoped(queryset: models.QuerySet[M], viewer: Any, **lookup: Any) -> M:

@@ -1,0 +1,3 @@
+from tests.api.conftest import api_for
+
+__all__ = ["api_for"]
