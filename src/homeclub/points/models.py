@@ -1,1 +1,292 @@
+"""The club-points ledger: accounts, append-only entries, FIFO lots, dated rates.
 
+Invariants (kept by the services, backed by constraints):
+- ``Account.balance == sum(Entry.points)``, ``pending == sum(pending_delta)``,
+  ``debt == sum(debt_delta)`` for the account, and ``balance == sum(Lot.remaining)``;
+- balance, pending, debt and every lot's remaining are never negative;
+- (source_type, source_id, kind) is unique: the same award, redemption or reversal is
+  recorded once however often it is sent.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from homeclub.org.models import BusinessUnit
+
+
+class EarnRate(models.Model):
+    """How many club points one unit of a business unit's own points is worth, from
+    ``valid_from`` until the next row. Rows are never edited: a new rate is a new row,
+    and entries keep pointing at the row they used."""
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, verbose_name=_("business unit"), on_delete=models.PROTECT, related_name="+"
+    )
+    valid_from = models.DateTimeField(_("valid from"))
+    points_per_unit = models.DecimalField(
+        _("club points per unit"), max_digits=14, decimal_places=4
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("earning exchange rate")
+        verbose_name_plural = _("earning exchange rates")
+        ordering = ["business_unit_id", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "valid_from"], name="points_earnrate_once_per_time"
+            ),
+            models.CheckConstraint(
+                condition=Q(points_per_unit__gt=0), name="points_earnrate_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business_unit_id}: {self.points_per_unit} @ {self.valid_from:%Y-%m-%d}"
+
+
+class PointValue(models.Model):
+    """What one club point is worth in yuan from ``valid_from``: makes points spendable
+    as money and countable as a liability."""
+
+    valid_from = models.DateTimeField(_("valid from"), unique=True)
+    yuan_per_point = models.DecimalField(_("yuan per point"), max_digits=14, decimal_places=4)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("point value")
+        verbose_name_plural = _("point values")
+        ordering = ["-valid_from"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(yuan_per_point__gt=0), name="points_pointvalue_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"¥{self.yuan_per_point} @ {self.valid_from:%Y-%m-%d}"
+
+
+class Account(models.Model):
+    """One club-points account per member. The cached figures move only with F() or a
+    conditional UPDATE in the transaction that appends the entry explaining them."""
+
+    member = models.OneToOneField(
+        "club.Member", verbose_name=_("member"), on_delete=models.PROTECT, related_name="account"
+    )
+    balance = models.BigIntegerField(_("balance"), default=0)
+    pending = models.BigIntegerField(_("pending"), default=0)
+    debt = models.BigIntegerField(_("debt"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("points account")
+        verbose_name_plural = _("points accounts")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance__gte=0), name="points_account_balance_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(pending__gte=0), name="points_account_pending_gte_0"
+            ),
+            models.CheckConstraint(condition=Q(debt__gte=0), name="points_account_debt_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"account #{self.pk}"
+
+
+class Entry(models.Model):
+    """One row of the ledger. Never updated, never deleted: corrections are new rows.
+
+    ``points`` is the signed change of the available balance, ``pending_delta`` and
+    ``debt_delta`` those of the pending points and the debt; ``amount`` is the gross
+    size of the act (an award of 10 that paid 4 of debt has amount 10, points 6,
+    debt_delta -4)."""
+
+    class Kind(models.TextChoices):
+        EARN = "earn", _("Earn")
+        CONFIRM = "confirm", _("Confirm pending")
+        REDEEM = "redeem", _("Redeem")
+        REDEEM_CANCEL = "redeem_cancel", _("Cancel redemption")
+        EXPIRE = "expire", _("Expire")
+        REVERSE = "reverse", _("Reverse")
+        ADJUST = "adjust", _("Adjust")
+
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="entries"
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    amount = models.BigIntegerField(_("amount"))
+    points = models.BigIntegerField(_("points"))
+    pending_delta = models.BigIntegerField(_("pending change"), default=0)
+    debt_delta = models.BigIntegerField(_("debt change"), default=0)
+    balance_after = models.BigIntegerField(_("balance after"))
+    pending_after = models.BigIntegerField(_("pending after"))
+    debt_after = models.BigIntegerField(_("debt after"))
+    is_pending = models.BooleanField(_("pending"), default=False)
+    source_type = models.CharField(_("source type"), max_length=40)
+    source_id = models.CharField(_("source id"), max_length=64)
+    related = models.ForeignKey(
+        "self",
+        verbose_name=_("related entry"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="followers",
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    business_unit = models.ForeignKey(
+        BusinessUnit,
+        verbose_name=_("business unit"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    bu_units = models.DecimalField(
+        _("business unit amount"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    rate = models.ForeignKey(
+        EarnRate,
+        verbose_name=_("exchange rate"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    point_value = models.ForeignKey(
+        PointValue,
+        verbose_name=_("point value"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    rule_version = models.CharField(_("rule version"), max_length=40, blank=True)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_type", "source_id", "kind"], name="points_entry_once_per_source"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="points_entry_amount_gte_0"),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0, pending_after__gte=0, debt_after__gte=0),
+                name="points_entry_after_gte_0",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "-id"], name="points_entry_account_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.points:+d} ({self.source_type}:{self.source_id})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise RuntimeError("ledger entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("ledger entries are append-only")
+
+
+class Lot(models.Model):
+    """Points that became available together and expire together (FIFO).
+
+    ``remaining`` drops as redemptions, reversals and expiry consume the lot and rises
+    only when a cancelled redemption gives back exactly what it took (see LotUse)."""
+
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="lots"
+    )
+    entry = models.OneToOneField(
+        Entry, verbose_name=_("earning entry"), on_delete=models.PROTECT, related_name="lot"
+    )
+    points = models.BigIntegerField(_("points"))
+    remaining = models.BigIntegerField(_("remaining"))
+    earned_at = models.DateTimeField(_("earned at"))
+    expires_at = models.DateTimeField(_("expires at"))
+
+    class Meta:
+        verbose_name = _("points lot")
+        verbose_name_plural = _("points lots")
+        ordering = ["expires_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0, remaining__lte=F("points")),
+                name="points_lot_remaining_in_range",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "expires_at", "id"],
+                condition=Q(remaining__gt=0),
+                name="points_lot_open_idx",
+            ),
+            models.Index(
+                fields=["expires_at"], condition=Q(remaining__gt=0), name="points_lot_due_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"lot #{self.pk}: {self.remaining}/{self.points}"
+
+
+class LotUse(models.Model):
+    """Which lots an entry (redeem, reverse, expire, negative adjust) consumed, and how
+    much of each: a cancelled redemption restores exactly these with their expiry."""
+
+    entry = models.ForeignKey(
+        Entry, verbose_name=_("entry"), on_delete=models.PROTECT, related_name="lot_uses"
+    )
+    lot = models.ForeignKey(
+        Lot, verbose_name=_("lot"), on_delete=models.PROTECT, related_name="uses"
+    )
+    points = models.BigIntegerField(_("points"))
+
+    class Meta:
+        verbose_name = _("lot use")
+        verbose_name_plural = _("lot uses")
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "lot"], name="points_lotuse_once"),
+            models.CheckConstraint(condition=Q(points__gt=0), name="points_lotuse_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} used {self.points} of lot {self.lot_id}"

@@ -1,0 +1,13 @@
+from typing import Any
+
+import pytest
+
+from homeclub.org.models import BusinessUnit
+from tests.points.helpers import make_units, set_rates
+
+
+@pytest.fixture
+def units(org: Any) -> dict[str, BusinessUnit]:
+    u = make_units(org.group)
+    set_rates(u)
+    return u
