@@ -1,0 +1,348 @@
+"""Online opening (在线开盘): picks, confirmations and the expiry of unconfirmed holds.
+
+A pick is decided by two conditional UPDATEs in one transaction: the unit (available
+AND in this opening → held for the pledge) and the pledge's counter (``units_taken <
+max_units`` AND admitted to this opening → +1). Either fails → the whole pick rolls
+back. Confirmation and expiry both start from "held by this pledge" and differ only in
+``hold_expires_at`` versus now, so whichever commits first wins and the other updates
+no row: a hold has exactly one outcome.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from homeclub.common.audit import audit_log
+from homeclub.common.errors import Conflict, NotFound, ValidationFailed
+from homeclub.common.locking import lock_timeout
+from homeclub.org.models import OrgNode
+
+from .live import version_bump_on_commit
+from .models import (
+    Opening,
+    OpeningAdmission,
+    OpeningPick,
+    PickStatus,
+    Pledge,
+    PledgeStatus,
+    ReleaseBatch,
+    Subscription,
+    SubscriptionStatus,
+    Unit,
+    UnitStatus,
+)
+from .selectors import unit_price_current
+from .services import _after_deal, _move, _user, _writer_in
+
+S = UnitStatus
+# A pick waits at most this long for a row lock before answering "busy, retry".
+PICK_LOCK_TIMEOUT_MS = 2000
+
+
+def opening_create(
+    *,
+    actor: Any,
+    project: OrgNode,
+    name: str,
+    start_at: dt.datetime,
+    units: Iterable[Unit],
+    pledges: Iterable[Pledge] = (),
+    hold_minutes: int = 15,
+    end_at: dt.datetime | None = None,
+) -> Opening:
+    """An opening reserves its units (unreleased or available, in no other opening) and
+    releases them as one batch; from now on they are sold only through picks."""
+    _writer_in(actor, project.pk)
+    if timezone.is_naive(start_at) or (end_at is not None and timezone.is_naive(end_at)):
+        raise ValidationFailed(
+            fields={"start_at": [str(_("Enter a date and time with a time zone."))]}
+        )
+    if hold_minutes < 1:
+        raise ValidationFailed(fields={"hold_minutes": [str(_("At least one minute."))]})
+    ids = sorted({u.pk for u in units})
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        opening = Opening.objects.create(
+            project=project, name=name, start_at=start_at, end_at=end_at, hold_minutes=hold_minutes
+        )
+        batch = ReleaseBatch.objects.create(
+            project=project,
+            name=name,
+            released_at=now,
+            released_by=_user(actor),
+            unit_count=len(ids),
+        )
+        moved = Unit.objects.filter(
+            pk__in=ids,
+            project=project,
+            status__in=[S.UNRELEASED, S.AVAILABLE],
+            opening__isnull=True,
+        ).update(
+            status=S.AVAILABLE,
+            opening=opening,
+            release_batch=batch,
+            status_changed_at=now,
+            updated_at=now,
+            version=F("version") + 1,
+        )
+        if moved != len(ids):
+            raise Conflict(
+                _("Some units are already sold, held or in another opening."),
+                code="unit_not_available",
+            )
+        _admit(opening, pledges)
+        audit_log(
+            actor=actor,
+            action="inventory.opening.create",
+            target=opening,
+            changes={"start_at": start_at, "units": ids, "hold_minutes": hold_minutes},
+        )
+        version_bump_on_commit(project.pk)
+    return opening
+
+
+def _admit(opening: Opening, pledges: Iterable[Pledge]) -> list[int]:
+    ids = sorted({p.pk for p in pledges})
+    if not ids:
+        return []
+    ok = Pledge.objects.filter(pk__in=ids, project_id=opening.project_id).count()
+    if ok != len(ids):
+        raise ValidationFailed(
+            fields={"pledges": [str(_("Some pledges are not of this project."))]}
+        )
+    OpeningAdmission.objects.bulk_create(
+        [OpeningAdmission(opening=opening, pledge_id=pid) for pid in ids], ignore_conflicts=True
+    )
+    return ids
+
+
+def opening_admit(*, actor: Any, opening: Opening, pledges: Iterable[Pledge]) -> Opening:
+    _writer_in(actor, opening.project_id)
+    with transaction.atomic(durable=True):
+        ids = _admit(opening, pledges)
+        audit_log(
+            actor=actor, action="inventory.opening.admit", target=opening, changes={"pledges": ids}
+        )
+    return opening
+
+
+def opening_pick(
+    *,
+    actor: Any,
+    opening: Opening,
+    pledge: Pledge,
+    unit: Unit,
+    now: dt.datetime | None = None,
+) -> OpeningPick:
+    """Take ``unit`` for ``pledge`` at once: held until ``now + hold_minutes``.
+
+    Refused before ``start_at`` by the server clock (``now`` is only for tests and the
+    rehearsal); refused when the unit is gone or the pledge has used its limit."""
+    now = now or timezone.now()
+    if now < opening.start_at:
+        raise Conflict(_("The opening has not started yet."), code="opening_not_started")
+    if opening.end_at is not None and now >= opening.end_at:
+        raise Conflict(_("The opening has ended."), code="opening_ended")
+    if pledge.project_id != opening.project_id:
+        raise NotFound()
+    expires_at = now + dt.timedelta(minutes=opening.hold_minutes)
+    try:
+        with transaction.atomic(durable=True), lock_timeout(PICK_LOCK_TIMEOUT_MS):
+            # The unit first: most refusals are units already taken, which never touch
+            # the pledge row.
+            if not _move(
+                unit.pk,
+                frm=[S.AVAILABLE],
+                to=S.HELD,
+                now=now,
+                where={"opening_id": opening.pk},
+                hold_pledge_id=pledge.pk,
+                hold_expires_at=expires_at,
+            ):
+                raise Conflict(_("This unit is no longer available."), code="unit_not_available")
+            counted = Pledge.objects.filter(
+                pk=pledge.pk,
+                status=PledgeStatus.ACTIVE,
+                units_taken__lt=F("max_units"),
+                admissions__opening_id=opening.pk,
+            ).update(units_taken=F("units_taken") + 1, updated_at=now)
+            if not counted:
+                raise _pledge_refusal(pledge.pk, opening.pk)
+            pick = OpeningPick.objects.create(
+                opening=opening,
+                pledge=pledge,
+                unit=unit,
+                status=PickStatus.HELD,
+                expires_at=expires_at,
+            )
+            audit_log(
+                actor=actor,
+                action="inventory.opening.pick",
+                target_type="inventory.unit",
+                target_id=str(unit.pk),
+                target_repr=unit.number,
+                changes={
+                    "status": [S.AVAILABLE, S.HELD],
+                    "pledge": pledge.pk,
+                    "pick": pick.pk,
+                    "expires_at": expires_at,
+                },
+            )
+            version_bump_on_commit(opening.project_id)
+    except IntegrityError as exc:
+        raise Conflict(_("This unit is no longer available."), code="unit_not_available") from exc
+    return pick
+
+
+def _pledge_refusal(pledge_id: int, opening_id: int) -> Conflict:
+    """Why the pledge's conditional UPDATE matched nothing (read only on refusal)."""
+    pledge = Pledge.objects.filter(pk=pledge_id).values("status", "units_taken", "max_units").get()
+    if pledge["status"] != PledgeStatus.ACTIVE:
+        return Conflict(_("This pledge is no longer active."), code="pledge_inactive")
+    if not OpeningAdmission.objects.filter(pledge_id=pledge_id, opening_id=opening_id).exists():
+        return Conflict(
+            _("This pledge is not admitted to this opening."), code="pledge_not_admitted"
+        )
+    return Conflict(
+        _("This pledge has already taken all the units it may take."), code="pledge_limit_reached"
+    )
+
+
+def opening_confirm(
+    *, actor: Any, pick: OpeningPick, now: dt.datetime | None = None
+) -> Subscription:
+    """A held pick becomes a subscription at the current price list, unless its hold has
+    expired: the unit's conditional UPDATE decides, against the expiry task."""
+    now = now or timezone.now()
+    pledge = pick.pledge
+    unit = pick.unit
+    with transaction.atomic(durable=True), lock_timeout(PICK_LOCK_TIMEOUT_MS):
+        won = _move(
+            unit.pk,
+            frm=[S.HELD],
+            to=S.SUBSCRIBED,
+            now=now,
+            where={"hold_pledge_id": pledge.pk, "hold_expires_at__gt": now},
+            hold_pledge=None,
+            hold_expires_at=None,
+        )
+        confirmed = won and OpeningPick.objects.filter(pk=pick.pk, status=PickStatus.HELD).update(
+            status=PickStatus.CONFIRMED, updated_at=now
+        )
+        if not confirmed:
+            raise Conflict(
+                _("The confirmation time has passed; the unit is back on sale."),
+                code="hold_expired",
+            )
+        list_price, item = unit_price_current(unit=unit, at=now)
+        sub = Subscription.objects.create(
+            project_id=unit.project_id,
+            unit=unit,
+            customer_id=pledge.customer_id,
+            consultant_id=pledge.consultant_id,
+            pledge=pledge,
+            status=SubscriptionStatus.ACTIVE,
+            list_price=list_price,
+            price_item=item,
+            agreed_price=list_price,
+            deposit=pledge.deposit,
+            subscribed_at=now,
+        )
+        Unit.objects.filter(pk=unit.pk).update(subscription=sub)
+        OpeningPick.objects.filter(pk=pick.pk).update(subscription=sub)
+        audit_log(
+            actor=actor,
+            action="inventory.opening.confirm",
+            target_type="inventory.unit",
+            target_id=str(unit.pk),
+            target_repr=unit.number,
+            changes={"status": [S.HELD, S.SUBSCRIBED], "pick": pick.pk, "subscription": sub.pk},
+        )
+        version_bump_on_commit(unit.project_id)
+        _after_deal(actor=actor, subscription=sub, event="subscribed")
+    pick.refresh_from_db()
+    return sub
+
+
+def holds_release_expired(*, now: dt.datetime | None = None, limit: int = 2000) -> int:
+    """Return every hold past its expiry to sale; return how many were released.
+
+    Each unit is released by a conditional UPDATE naming its holder and the expiry, so a
+    confirmation that committed first leaves nothing to release, and one that comes later
+    finds the unit no longer held by it."""
+    now = now or timezone.now()
+    candidates = list(
+        Unit.objects.filter(status=S.HELD, hold_expires_at__lte=now)
+        .order_by("hold_expires_at")
+        .values_list("pk", "number", "project_id", "hold_pledge_id", "subscription_id")[:limit]
+    )
+    released = 0
+    for pk, number, project_id, pledge_id, sub_id in candidates:
+        with transaction.atomic(durable=True):
+            if not _move(
+                pk,
+                frm=[S.HELD],
+                to=S.AVAILABLE,
+                now=now,
+                where={
+                    "hold_expires_at__lte": now,
+                    "hold_pledge_id": pledge_id,
+                    "subscription_id": sub_id,
+                },
+                hold_pledge=None,
+                subscription=None,
+                hold_expires_at=None,
+            ):
+                continue
+            if pledge_id:
+                OpeningPick.objects.filter(
+                    unit_id=pk, pledge_id=pledge_id, status=PickStatus.HELD
+                ).update(status=PickStatus.EXPIRED, updated_at=now)
+                Pledge.objects.filter(pk=pledge_id, units_taken__gt=0).update(
+                    units_taken=F("units_taken") - 1, updated_at=now
+                )
+            if sub_id:
+                Subscription.objects.filter(
+                    pk=sub_id, status=SubscriptionStatus.PENDING_APPROVAL
+                ).update(
+                    status=SubscriptionStatus.EXPIRED,
+                    ended_at=now,
+                    end_reason="approval not given in time",
+                    updated_at=now,
+                )
+            audit_log(
+                actor=None,
+                action="inventory.hold.expire",
+                target_type="inventory.unit",
+                target_id=str(pk),
+                target_repr=number,
+                changes={
+                    "status": [S.HELD, S.AVAILABLE],
+                    "pledge": pledge_id,
+                    "subscription": sub_id,
+                },
+            )
+            version_bump_on_commit(project_id)
+            released += 1
+    return released
+
+
+def opening_close(*, actor: Any, opening: Opening, now: dt.datetime | None = None) -> int:
+    """After the opening: units still available leave it and go on ordinary sale."""
+    _writer_in(actor, opening.project_id)
+    now = now or timezone.now()
+    with transaction.atomic(durable=True):
+        n = Unit.objects.filter(opening=opening, status=S.AVAILABLE).update(
+            opening=None, updated_at=now, version=F("version") + 1
+        )
+        Opening.objects.filter(pk=opening.pk, end_at__isnull=True).update(end_at=now)
+        audit_log(
+            actor=actor, action="inventory.opening.close", target=opening, changes={"units": n}
+        )
+        version_bump_on_commit(opening.project_id)
+    return n
