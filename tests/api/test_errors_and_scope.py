@@ -160,3 +160,11 @@ def test_openapi_schema_is_served(db: Any) -> None:
     schema = response.json()
     assert "/api/v1/customers" in schema["paths"]
     assert "/api/v1/customers/{customer_id}/reveal" in schema["paths"]
+
+
+def test_nul_characters_are_a_client_error_not_a_500(setup: dict[str, Any]) -> None:
+    api = setup["c1"]
+    body = {"name": "a\x00b", "mobile": "13700000009", "project_id": setup["org"].sz1.pk}
+    assert_error(api.call("POST", "/api/v1/customers", body), 400, "malformed_json")
+    assert_error(api.call("GET", "/api/v1/customers?q=a%00b"), 400, "invalid_characters")
+    assert Customer.objects.count() == 2

@@ -287,3 +287,26 @@ def test_demo_logins_prints_the_table(db: Any) -> None:
         assert any(
             line.split()[:2] == [username, role] and description in line for line in lines
         ), username
+
+
+def test_demo_customers_are_complete_archive_records(demo: None) -> None:
+    from homeclub.customers.models import CustomerPhone, CustomerProject
+    from homeclub.customers.rules import name_initials, name_pinyin
+    from homeclub.customers.selectors import customer_list
+
+    total = Customer.objects.count()
+    assert CustomerPhone.objects.filter(is_primary=True).count() == total
+    assert CustomerProject.objects.count() == total
+    sample = Customer.objects.filter(project__code="sz-zhenfu").order_by("pk").first()
+    assert sample is not None
+    assert sample.name_pinyin == name_pinyin(sample.name)
+    assert sample.name_initials == name_initials(sample.name)
+    assert CustomerPhone.objects.get(customer=sample).number == sample.mobile
+    # Search by pinyin finds demo customers, as the console does.
+    manager = User.objects.get(username="manager")
+    assert sample in set(customer_list(viewer=manager, q=sample.name_pinyin))
+    assert sample in set(customer_list(viewer=manager, q=sample.name_initials))
+    # Some phones are stale, some fresh: the verify-contacts list has work in it.
+    verified = list(CustomerPhone.objects.values_list("last_verified_at", flat=True))
+    assert all(v is not None for v in verified)
+    assert len({v.date() for v in verified}) > 5

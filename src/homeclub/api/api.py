@@ -18,12 +18,26 @@ from .services import api_token_create, api_token_revoke
 from .types import DbId
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class StrictJSONParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
         try:
-            return json.loads(request.body)
+            data = json.loads(request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.MalformedJSON() from exc
+        # PostgreSQL cannot store NUL in text: refuse it here, as a client error.
+        if _has_nul(data):
+            raise errors.MalformedJSON()
+        return data
 
 
 api = NinjaAPI(

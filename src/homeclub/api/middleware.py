@@ -137,6 +137,15 @@ class ApiErrorFormatMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and (
+            "\x00" in request.path
+            or any("\x00" in k or any("\x00" in v for v in vs) for k, vs in request.GET.lists())
+        ):
+            return error_response(
+                "invalid_characters",
+                gettext("The request contains a NUL character, which is not allowed."),
+                400,
+            )
         response = self.get_response(request)
         if (
             response.status_code < 400

@@ -33,6 +33,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("home", _("Home"), "console:home", EVERYONE),
     NavItem("customers", _("Customers"), "console:customer_list", STAFF),
+    NavItem("board", _("Sales control"), "inventory:board_index", STAFF),
     NavItem("org", _("Organisation"), "console:org_tree", STAFF),
     NavItem("tokens", _("API tokens"), "console:token_list", EVERYONE - {R.MEMBER}),
     NavItem("audit", _("Audit log"), "console:audit_list", frozenset({R.ADMIN, R.ANALYST})),

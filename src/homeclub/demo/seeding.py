@@ -13,6 +13,7 @@ runs after the customers inside the same transaction.
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import islice
 
 from django.contrib.auth.hashers import make_password
@@ -23,7 +24,8 @@ from django.utils.translation import gettext_lazy as _
 from homeclub.common.audit import audit_log, object_type
 from homeclub.common.errors import Conflict
 from homeclub.common.models import AuditEvent
-from homeclub.customers.models import Customer
+from homeclub.customers.models import Customer, CustomerPhone, CustomerProject
+from homeclub.customers.rules import name_initials, name_pinyin
 from homeclub.org.models import OrgNode, User
 from homeclub.org.services import business_unit_create, org_node_create, user_create
 
@@ -160,6 +162,7 @@ def load_customers(ctx: DemoContext) -> None:
         _copy_customers(ctx, rows, project_ids, owner_ids)
     else:
         _insert_customers(ctx, rows, project_ids, owner_ids)
+    _link_phones_and_projects()
     audit_log(
         actor=DEMO_ACTOR,
         action=AuditEvent.Action.CREATE,
@@ -178,9 +181,17 @@ _COPY_FIELDS = (
     "project",
     "owner",
     "note",
+    "name_pinyin",
+    "name_initials",
     "created_at",
     "updated_at",
 )
+
+
+@lru_cache(maxsize=200_000)
+def _pinyin(name: str) -> tuple[str, str]:
+    # Names repeat a lot across a million rows: compute each once.
+    return name_pinyin(name), name_initials(name)
 
 
 def _columns() -> tuple[str, str]:
@@ -219,6 +230,7 @@ def _insert_customers(
                         project_ids[r.project_code],
                         owner_ids[r.owner] if r.owner else None,
                         "",
+                        *_pinyin(r.name),
                         now,
                         now,
                     )
@@ -253,6 +265,7 @@ def _copy_customers(
                     project_ids[r.project_code],
                     owner_ids[r.owner] if r.owner else None,
                     "",
+                    *_pinyin(r.name),
                     now,
                     now,
                 )
@@ -262,6 +275,36 @@ def _copy_customers(
                 ctx.progress(done, ctx.customers)
     if ctx.progress and done % ctx.batch_size:
         ctx.progress(done, ctx.customers)
+
+
+def _link_phones_and_projects() -> None:
+    """Set-based, after the stream: every demo customer gets its primary phone row and its
+    project link, as the archive services would have written them. Phones were last
+    verified 0–23 months ago, so the stale-contacts report has work in it."""
+    customer = Customer._meta.db_table
+    phone = CustomerPhone._meta.db_table
+    link = CustomerProject._meta.db_table
+    if connection.vendor == "postgresql":
+        verified = "now() - ((c.id % 24) * interval '30 days')"
+        true = "true"
+    else:
+        verified = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ((c.id % 24) * 30) || ' days')"
+        true = "1"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {phone} (customer_id, number, kind, is_primary, last_verified_at,"  # noqa: S608
+            f" verify_source, created_at, updated_at)"
+            f" SELECT c.id, c.mobile, 'mobile', {true}, {verified}, 'import', c.created_at,"
+            f" c.updated_at FROM {customer} c"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {phone} p WHERE p.customer_id = c.id)"
+        )
+        cursor.execute(
+            f"INSERT INTO {link} (customer_id, project_id, owner_id, first_seen_at,"  # noqa: S608
+            f" created_at, updated_at)"
+            f" SELECT c.id, c.project_id, c.owner_id, c.created_at, c.created_at, c.updated_at"
+            f" FROM {customer} c"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {link} l WHERE l.customer_id = c.id)"
+        )
 
 
 Step = Callable[[DemoContext], None]
