@@ -18,4 +18,9 @@ HOMECLUB_WECHAT_BACKEND = "memory"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": env("SQLITE_TEST_NAME", default=None)}
+elif env("TEST_DB_SUFFIX", default=""):
+    # Lets two test runs share one PostgreSQL server without fighting over test_<name>.
+    DATABASES["default"]["TEST"] = {
+        "NAME": f"test_{DATABASES['default']['NAME']}_{env('TEST_DB_SUFFIX')}"
+    }
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
