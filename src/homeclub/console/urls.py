@@ -1,5 +1,7 @@
 from django.urls import path
 
+from homeclub.customers import views as customer_views
+
 from . import views
 
 app_name = "console"
@@ -11,6 +13,22 @@ urlpatterns = [
     path("customers/", views.customer_list_view, name="customer_list"),
     path("customers/new/", views.customer_create_view, name="customer_create"),
     path("customers/export.xlsx", views.customer_export_view, name="customer_export"),
+    path("customers/import/", customer_views.customer_import_view, name="customer_import"),
+    path(
+        "customers/import/<int:pk>/",
+        customer_views.customer_import_detail,
+        name="customer_import_detail",
+    ),
+    path(
+        "customers/import/<int:pk>/progress/",
+        customer_views.customer_import_progress,
+        name="customer_import_progress",
+    ),
+    path(
+        "customers/import/<int:pk>/errors.xlsx",
+        customer_views.customer_import_errors,
+        name="customer_import_errors",
+    ),
     path("customers/merge/", views.customer_merge_view, name="customer_merge"),
     path("customers/merges/<int:pk>/", views.customer_merge_record, name="customer_merge_record"),
     path("customers/verify/", views.customer_verify_list, name="customer_verify_list"),
