@@ -1,5 +1,6 @@
 """The ledger under real concurrency (PostgreSQL, one connection per thread)."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -8,12 +9,21 @@ from django.test import Client
 from homeclub.api.services import api_token_create
 from homeclub.common.errors import Conflict
 from homeclub.points.models import Account, Entry
+from homeclub.points.selectors import rates_cache_clear
 from homeclub.points.services import points_award, points_redeem
 from tests.points.helpers import assert_ledger_consistent, make_member, make_units, set_rates
 
 from .test_foundation_races import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_cache() -> Iterator[None]:
+    """The tables are emptied between tests: rates cached earlier are gone."""
+    rates_cache_clear()
+    yield
+    rates_cache_clear()
 
 
 @pytest.fixture

@@ -25,6 +25,19 @@ def member_get(*, viewer: Any, pk: Any) -> Member:
     )
 
 
+# What a ledger write needs of a member: not the customer's hundred columns.
+_LEDGER_FIELDS = ("id", "status", "number")
+
+
+def member_get_for_ledger(*, viewer: Any, pk: Any = None, number: str = "") -> Member:
+    """One member by id or member number, scoped like :func:`member_get`, loading only
+    the fields a points award or redemption uses."""
+    qs = Member.objects.only(*_LEDGER_FIELDS)
+    if pk is not None:
+        return get_scoped(qs, viewer, pk=pk)
+    return get_scoped(qs, viewer, number=number.strip().upper())
+
+
 def member_lookup(*, viewer: Any, phone: str = "", number: str = "", card: str = "") -> Member:
     """One member by phone, member number or card QR payload, within the viewer's scope.
     Out of scope and unknown look the same: not found."""

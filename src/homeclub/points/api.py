@@ -6,6 +6,7 @@ even when two different keys carry it.
 """
 
 import datetime as dt
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,7 @@ from ninja import Field, Query, Router, Schema
 from homeclub.api.types import DbId, Offset
 from homeclub.club.api import ensure_staff
 from homeclub.club.models import Member
-from homeclub.club.selectors import member_get, member_list
+from homeclub.club.selectors import member_get, member_get_for_ledger
 from homeclub.common.errors import NotFound, ValidationFailed
 from homeclub.common.http import AuthedRequest
 from homeclub.org.models import BusinessUnit
@@ -135,19 +136,27 @@ def entry_out(entry: Entry) -> dict[str, Any]:
 
 def _member(viewer: Any, ref: MemberRef) -> Member:
     if ref.member_id is not None:
-        return member_get(viewer=viewer, pk=ref.member_id)
+        return member_get_for_ledger(viewer=viewer, pk=ref.member_id)
     if ref.member_number:
-        member = member_list(viewer=viewer).filter(number=ref.member_number.strip().upper()).first()
-        if member is None:
-            raise NotFound()
-        return member
+        return member_get_for_ledger(viewer=viewer, number=ref.member_number)
     raise ValidationFailed(fields={"member_id": [gettext("Give a member id or a member number.")]})
 
 
+_UNIT_TTL = 30.0  # seconds; business units are reference data
+_units: dict[int, tuple[float, BusinessUnit]] = {}
+
+
 def _unit(unit_id: int) -> BusinessUnit:
+    """The business unit, from a short per-process cache: a POS awards for the same few
+    units all day. Only existence is checked here, as before."""
+    now = time.monotonic()
+    hit = _units.get(unit_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     unit = BusinessUnit.objects.filter(pk=unit_id).first()
     if unit is None:
         raise NotFound(gettext("Business unit not found."), code="business_unit_not_found")
+    _units[unit_id] = (now + _UNIT_TTL, unit)
     return unit
 
 

@@ -13,13 +13,20 @@ invariants:
   reversal or cancellation sent twice (or twenty times at once) happens once.
 
 Lock order, everywhere: the account row first (a conditional UPDATE or ``lock_rows``),
-then its lots in primary-key order. Two writers on one account therefore queue on the
-account row and can never deadlock on lots.
+then its lots. Two writers on one account therefore queue on the account row and can
+never deadlock on lots (whatever order the lots are then locked in: only the holder of
+the account row locks them).
+
+Hot paths: an award and a redemption read nothing before writing (the unique source
+key answers a retry with an IntegrityError, then the first entry is read), find the
+account by its unique member key in the UPDATE itself, take rates from a per-process
+cache (selectors), and on PostgreSQL write the account, entry and lot in one statement
+(see "PostgreSQL fast paths"); tests/points/test_query_counts.py pins the counts.
 """
 
 import datetime as dt
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -29,6 +36,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from homeclub.club.models import Member
+from homeclub.club.tiers import points_multiplier, tier_evaluate, tiers_configured
 from homeclub.common.audit import audit_log
 from homeclub.common.errors import Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_rows
@@ -102,6 +110,54 @@ def _existing(source_type: str, source_id: str, kind: str) -> Entry | None:
     return rows[0] if rows else None
 
 
+def _bump_sql(require_no_debt: bool, by_member: bool) -> str:
+    table = Account._meta.db_table
+    return (
+        f"UPDATE {table} SET balance = balance + %s, pending = pending + %s, "  # noqa: S608
+        "debt = debt + %s, updated_at = %s "
+        + ("WHERE member_id = %s" if by_member else "WHERE id = %s")
+        + " AND balance >= %s AND pending >= %s AND debt >= %s"
+        + (" AND debt = 0" if require_no_debt else "")
+        + " RETURNING id, balance, pending, debt"
+    )
+
+
+_BUMP_SQL = {(d, m): _bump_sql(d, m) for d in (False, True) for m in (False, True)}
+
+
+def _bump_row(
+    key: int,
+    *,
+    by_member: bool,
+    balance: int = 0,
+    pending: int = 0,
+    debt: int = 0,
+    require_no_debt: bool = False,
+) -> tuple[int, tuple[int, int, int]] | None:
+    """The one statement that moves an account's figures: a conditional UPDATE that
+    applies the deltas only if none of the figures would go below zero, and returns
+    (account id, (balance, pending, debt)) after the change — or None when the
+    condition fails or there is no such account (no row).
+
+    Raw SQL because the ORM has no ``UPDATE … RETURNING``: the figures after the change
+    come back in the same round trip, under the row lock the UPDATE took. ``by_member``
+    finds the account by its unique member key, which saves reading the account first."""
+    params = (
+        balance,
+        pending,
+        debt,
+        timezone.now(),
+        key,
+        -balance if balance < 0 else 0,
+        -pending if pending < 0 else 0,
+        -debt if debt < 0 else 0,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_BUMP_SQL[(require_no_debt, by_member)], params)
+        row = cursor.fetchone()
+    return (int(row[0]), (int(row[1]), int(row[2]), int(row[3]))) if row else None
+
+
 def _bump(
     account_id: int,
     *,
@@ -110,34 +166,16 @@ def _bump(
     debt: int = 0,
     require_no_debt: bool = False,
 ) -> tuple[int, int, int] | None:
-    """The one statement that moves an account's figures: a conditional UPDATE that
-    applies the deltas only if none of the figures would go below zero, and returns
-    the new (balance, pending, debt) — or None when the condition fails (no row).
-
-    Raw SQL because the ORM has no ``UPDATE … RETURNING``: the figures after the change
-    come back in the same round trip, under the row lock the UPDATE took."""
-    table = Account._meta.db_table
-    sql = (
-        f"UPDATE {table} SET balance = balance + %s, pending = pending + %s, "  # noqa: S608
-        "debt = debt + %s, updated_at = %s "
-        "WHERE id = %s AND balance >= %s AND pending >= %s AND debt >= %s"
-        + (" AND debt = 0" if require_no_debt else "")
-        + " RETURNING balance, pending, debt"
-    )
-    params: list[Any] = [
-        balance,
-        pending,
-        debt,
-        timezone.now(),
+    """:func:`_bump_row` by account id; returns only the figures."""
+    row = _bump_row(
         account_id,
-        max(0, -balance),
-        max(0, -pending),
-        max(0, -debt),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return (int(row[0]), int(row[1]), int(row[2])) if row else None
+        by_member=False,
+        balance=balance,
+        pending=pending,
+        debt=debt,
+        require_no_debt=require_no_debt,
+    )
+    return row[1] if row else None
 
 
 def _lock_account(account_id: int) -> Account:
@@ -190,10 +228,15 @@ def _credit(
     occurred_at: dt.datetime,
     actor: Any,
     pending_delta: int = 0,
+    figures: tuple[int, int, int] | None = None,
     **extra: Any,
 ) -> Entry:
-    """Make ``amount`` points available: pay the debt first, put the rest in a new lot."""
-    figures = _bump(account_id, balance=amount, pending=pending_delta, require_no_debt=True)
+    """Make ``amount`` points available: pay the debt first, put the rest in a new lot.
+
+    ``figures``: the caller already applied ``+amount`` with ``require_no_debt`` (the
+    fast path of an award) and these are the figures it returned."""
+    if figures is None:
+        figures = _bump(account_id, balance=amount, pending=pending_delta, require_no_debt=True)
     available, paid = amount, 0
     if figures is None:  # the account owes points (or the pending figure is short)
         account = _lock_account(account_id)
@@ -241,17 +284,7 @@ def _take_from_lots(
     lots = lock_rows(Lot.objects.filter(account_id=account_id, remaining__gt=0, expires_at__gt=now))
     lots.sort(key=lambda lot: (lot.pk != first_lot_id, lot.expires_at, lot.pk))
     plan = rules.consume_fifo(((lot.pk, lot.remaining) for lot in lots), wanted)
-    for lot_id, take in plan:
-        if (
-            Lot.objects.filter(pk=lot_id, remaining__gte=take).update(
-                remaining=F("remaining") - take
-            )
-            != 1
-        ):
-            raise LedgerInconsistent(f"lot {lot_id} changed under its lock")
-    LotUse.objects.bulk_create(
-        [LotUse(entry=entry, lot_id=lot_id, points=take) for lot_id, take in plan]
-    )
+    _consume(entry, plan)
     return sum(take for _lot, take in plan)
 
 
@@ -352,6 +385,198 @@ def _idempotent(
     if existing is None:
         raise exc
     return _same_or_conflict(existing, amount)
+
+
+# --- PostgreSQL fast paths: the ledger write in one statement -----------------------------
+#
+# On PostgreSQL an award is one statement: a data-modifying CTE that moves the account
+# (conditional UPDATE by member), appends the entry with the figures the UPDATE returned
+# and opens the lot. A redemption's first statement moves the account and appends the
+# entry the same way; its lots are then locked (a new statement, so it sees every lot
+# committed before the account lock was granted) and consumed by a second CTE that
+# updates them and records the uses. Same rows, constraints and lock order as the ORM
+# path, which SQLite (and every rarer case: debt, a missing account, due lots) uses.
+
+_ENTRY_INSERT = (
+    "INSERT INTO points_entry (account_id, kind, amount, points, pending_delta, debt_delta, "
+    "balance_after, pending_after, debt_after, is_pending, source_type, source_id, reason, "
+    "business_unit_id, bu_units, rate_id, point_value_id, rule_version, occurred_at, "
+    "created_by_id, created_at) "
+    "SELECT a.id, %(kind)s, %(amount)s, %(points)s, 0, 0, a.balance, a.pending, a.debt, "
+    "false, %(st)s, %(sid)s, %(reason)s, %(bu)s, %(bu_units)s, %(rate)s, %(pv)s, %(rv)s, "
+    "%(at)s, %(by)s, %(now)s FROM a "
+    "RETURNING id, account_id, balance_after, pending_after, debt_after"
+)
+_AWARD_SQL = (  # constant SQL: no value is formatted into it
+    "WITH a AS (UPDATE points_account SET balance = balance + %(points)s, updated_at = %(now)s "  # noqa: S608
+    "WHERE member_id = %(member)s AND debt = 0 RETURNING id, balance, pending, debt), "
+    f"e AS ({_ENTRY_INSERT}), "
+    "l AS (INSERT INTO points_lot (account_id, entry_id, points, remaining, earned_at, "
+    "expires_at) SELECT e.account_id, e.id, %(points)s, %(points)s, %(at)s, %(expires)s "
+    "FROM e RETURNING id) "
+    "SELECT e.id, e.account_id, e.balance_after, e.pending_after, e.debt_after FROM e, l"
+)
+_REDEEM_SQL = (  # constant SQL: no value is formatted into it
+    "WITH a AS (UPDATE points_account SET balance = balance - %(amount)s, updated_at = %(now)s "  # noqa: S608
+    "WHERE member_id = %(member)s AND balance >= %(amount)s "
+    "RETURNING id, balance, pending, debt), "
+    f"e AS ({_ENTRY_INSERT}) "
+    "SELECT e.id, e.account_id, e.balance_after, e.pending_after, e.debt_after FROM e"
+)
+_FIRST_LOTS_SQL = (
+    "SELECT id, remaining, expires_at FROM points_lot WHERE account_id = %s AND remaining > 0 "
+    "ORDER BY expires_at, id LIMIT %s FOR NO KEY UPDATE"
+)
+_ALL_LOTS_SQL = (
+    "SELECT id, remaining, expires_at FROM points_lot WHERE account_id = %s AND remaining > 0 "
+    "ORDER BY expires_at, id FOR NO KEY UPDATE"
+)
+_CONSUME_SQL = (
+    "WITH p (id, take) AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[])), "
+    "u AS (UPDATE points_lot SET remaining = remaining - p.take FROM p "
+    "WHERE points_lot.id = p.id AND points_lot.remaining >= p.take RETURNING points_lot.id) "
+    "INSERT INTO points_lotuse (entry_id, lot_id, points) "
+    "SELECT %s, p.id, p.take FROM p JOIN u ON u.id = p.id RETURNING lot_id"
+)
+
+
+def _fast() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _entry_params(
+    *,
+    kind: str,
+    amount: int,
+    points: int,
+    source_type: str,
+    source_id: str,
+    occurred_at: dt.datetime,
+    actor: Any,
+    now: dt.datetime,
+    member_id: int,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    user = _user_or_none(actor)
+    return {
+        "kind": kind,
+        "amount": amount,
+        "points": points,
+        "st": source_type,
+        "sid": source_id,
+        "reason": extra.get("reason", ""),
+        "bu": getattr(extra.get("business_unit"), "pk", None),
+        "bu_units": extra.get("bu_units"),
+        "rate": getattr(extra.get("rate"), "pk", None),
+        "pv": getattr(extra.get("point_value"), "pk", None),
+        "rv": extra.get("rule_version", ""),
+        "at": occurred_at,
+        "by": user.pk if user is not None else None,
+        "now": now,
+        "member": member_id,
+    }
+
+
+def _entry_from_row(row: Any, params: dict[str, Any], actor: Any, extra: dict[str, Any]) -> Entry:
+    """The Entry the statement just inserted, built from what it returned (no re-read)."""
+    entry = Entry(
+        id=row[0],
+        account_id=row[1],
+        kind=params["kind"],
+        amount=params["amount"],
+        points=params["points"],
+        pending_delta=0,
+        debt_delta=0,
+        balance_after=row[2],
+        pending_after=row[3],
+        debt_after=row[4],
+        is_pending=False,
+        source_type=params["st"],
+        source_id=params["sid"],
+        occurred_at=params["at"],
+        created_by=_user_or_none(actor),
+        created_at=params["now"],
+        **extra,
+    )
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return entry
+
+
+def _award_fast(
+    *,
+    member_id: int,
+    amount: int,
+    source_type: str,
+    source_id: str,
+    occurred_at: dt.datetime,
+    actor: Any,
+    extra: dict[str, Any],
+) -> Entry | None:
+    """One statement; None when it did nothing (no account yet, or a debt to pay)."""
+    params = _entry_params(
+        kind=Kind.EARN,
+        amount=amount,
+        points=amount,
+        source_type=source_type,
+        source_id=source_id,
+        occurred_at=occurred_at,
+        actor=actor,
+        now=timezone.now(),
+        member_id=member_id,
+        extra=extra,
+    )
+    params["expires"] = rules.expiry_for(occurred_at)
+    with connection.cursor() as cursor:
+        cursor.execute(_AWARD_SQL, params)
+        row = cursor.fetchone()
+    return _entry_from_row(row, params, actor, extra) if row else None
+
+
+def _redeem_fast(
+    *,
+    member_id: int,
+    amount: int,
+    source_type: str,
+    source_id: str,
+    now: dt.datetime,
+    actor: Any,
+    extra: dict[str, Any],
+) -> Entry:
+    params = _entry_params(
+        kind=Kind.REDEEM,
+        amount=amount,
+        points=-amount,
+        source_type=source_type,
+        source_id=source_id,
+        occurred_at=now,
+        actor=actor,
+        now=timezone.now(),
+        member_id=member_id,
+        extra=extra,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_REDEEM_SQL, params)
+        row = cursor.fetchone()
+        if row is None:
+            raise Conflict(_("Not enough points."), code="insufficient_points")
+        entry = _entry_from_row(row, params, actor, extra)
+        cursor.execute(_FIRST_LOTS_SQL, [entry.account_id, _FIRST_LOTS])
+        lots = cursor.fetchall()
+        if len(lots) == _FIRST_LOTS and sum(r[1] for r in lots) < amount:
+            cursor.execute(_ALL_LOTS_SQL, [entry.account_id])
+            lots = cursor.fetchall()
+        if lots and lots[0][2] <= now:  # soonest first: any due lot is lots[0]
+            raise _DueLots(entry.account_id)
+        plan = rules.consume_fifo(((r[0], r[1]) for r in lots), amount)
+        if sum(take for _lot, take in plan) != amount:
+            raise LedgerInconsistent(f"account {entry.account_id}: lots hold less than balance")
+        cursor.execute(
+            _CONSUME_SQL, [[lot for lot, _t in plan], [take for _l, take in plan], entry.pk]
+        )
+        if len(cursor.fetchall()) != len(plan):
+            raise LedgerInconsistent(f"account {entry.account_id}: a lot changed under its lock")
+    return entry
 
 
 # --- accounts and rates ------------------------------------------------------------------
@@ -496,34 +721,47 @@ def points_award(
             )
     else:
         amount = _positive_points(points)
-    existing = _existing(source_type, source_id, Kind.EARN)
-    if existing is not None:
-        return _same_or_conflict(existing, amount)
+    # The member's tier multiplies the award; a retry then answers with the first entry
+    # whatever the multiplier is now (the tier may have changed in between).
+    check: int | None = amount
+    if tiers_configured():
+        factor = points_multiplier(member.pk)
+        if factor != 1:
+            amount = int((Decimal(amount) * factor).to_integral_value(rounding=ROUND_DOWN))
+            check = None
     if member.status == Member.Status.CLOSED:
+        # A retry of an award made before the closing still answers with that award.
+        existing = _existing(source_type, source_id, Kind.EARN)
+        if existing is not None:
+            return _same_or_conflict(existing, check)
         raise Conflict(_("The membership is closed."), code="member_closed")
-    value = point_value_at(occurred_at)
-    account = account_open(member=member)
     extra: dict[str, Any] = {
         "reason": reason[:200],
         "business_unit": business_unit,
         "bu_units": bu_units,
         "rate": rate,
-        "point_value": value,
+        "point_value": point_value_at(occurred_at),
         "rule_version": rule_version[:40],
     }
+    # No "already recorded?" read first: the unique (source, kind) key answers a retry
+    # (IntegrityError → the first entry), and the common case saves a round trip.
     try:
         with transaction.atomic(durable=True):
             if pending:
-                figures = _bump(account.pk, pending=amount)
-                if figures is None:
-                    raise LedgerInconsistent(f"account {account.pk} refused a pending award")
+                row = _bump_row(member.pk, by_member=True, pending=amount)
+                if row is None:
+                    account_id = account_open(member=member).pk
+                    figures = _bump(account_id, pending=amount)
+                    if figures is None:
+                        raise LedgerInconsistent(f"account {account_id} refused a pending award")
+                    row = (account_id, figures)
                 entry = _entry(
-                    account_id=account.pk,
+                    account_id=row[0],
                     kind=Kind.EARN,
                     amount=amount,
                     pending_delta=amount,
                     is_pending=True,
-                    figures=figures,
+                    figures=row[1],
                     source_type=source_type,
                     source_id=source_id,
                     occurred_at=occurred_at,
@@ -531,8 +769,28 @@ def points_award(
                     **extra,
                 )
             else:
-                entry = _credit(
-                    account_id=account.pk,
+                fast = (
+                    _award_fast(
+                        member_id=member.pk,
+                        amount=amount,
+                        source_type=source_type,
+                        source_id=source_id,
+                        occurred_at=occurred_at,
+                        actor=actor,
+                        extra=extra,
+                    )
+                    if _fast()
+                    else None
+                )
+                # Else: the account exists and owes nothing — one UPDATE by member first.
+                row = (
+                    None
+                    if fast
+                    else _bump_row(member.pk, by_member=True, balance=amount, require_no_debt=True)
+                )
+                entry = fast or _credit(
+                    account_id=row[0] if row else account_open(member=member).pk,
+                    figures=row[1] if row else None,
                     kind=Kind.EARN,
                     amount=amount,
                     source_type=source_type,
@@ -543,7 +801,14 @@ def points_award(
                 )
             _audit(actor, "points_award", entry, pending=pending)
     except IntegrityError as exc:
-        return _idempotent(source_type, source_id, Kind.EARN, amount, exc)
+        return _idempotent(source_type, source_id, Kind.EARN, check, exc)
+    if tiers_configured():
+        # Upgrade at once on qualification, right after the award commits (the tier
+        # reads the committed ledger; a failure there never undoes the award).
+        member_id = member.pk
+        transaction.on_commit(
+            lambda: tier_evaluate(member_id=member_id, at=occurred_at), robust=True
+        )
     return entry
 
 
@@ -605,44 +870,136 @@ def points_redeem(
     _check_writer(actor)
     source_type, source_id = _clean_source(source_type, source_id)
     amount = _positive_points(points)
-    existing = _existing(source_type, source_id, Kind.REDEEM)
-    if existing is not None:
-        return _same_or_conflict(existing, amount)
     if member.status != Member.Status.ACTIVE:
+        existing = _existing(source_type, source_id, Kind.REDEEM)
+        if existing is not None:
+            return _same_or_conflict(existing, amount)
         raise Conflict(_("Only an active member can redeem points."), code="member_not_active")
     now = _now(at)
-    found = list(Account.objects.filter(member_id=member.pk).order_by()[:1])
-    if not found:
-        raise Conflict(_("Not enough points."), code="insufficient_points")
-    account = found[0]
-    try:
-        with transaction.atomic(durable=True):
-            if _has_due_lots(account.pk, now):
-                _expire_lots(account_id=account.pk, now=now, actor=None)
-            figures = _bump(account.pk, balance=-amount)
-            if figures is None:
-                raise Conflict(_("Not enough points."), code="insufficient_points")
-            entry = _entry(
-                account_id=account.pk,
-                kind=Kind.REDEEM,
+    value = point_value_at(now)
+    for _attempt in range(3):
+        try:
+            return _redeem_once(
+                actor=actor,
+                member=member,
                 amount=amount,
-                points=-amount,
-                figures=figures,
                 source_type=source_type,
                 source_id=source_id,
-                occurred_at=now,
-                actor=actor,
-                reason=reason[:200],
+                reason=reason,
                 business_unit=business_unit,
-                point_value=point_value_at(now),
+                point_value=value,
+                now=now,
             )
-            taken = _take_from_lots(account_id=account.pk, entry=entry, wanted=amount, now=now)
-            if taken != amount:
-                raise LedgerInconsistent(f"account {account.pk}: lots hold less than the balance")
+        except IntegrityError as exc:
+            return _idempotent(source_type, source_id, Kind.REDEEM, amount, exc)
+        except _DueLots as due:
+            # Rare: some lots passed their date and the expiry job has not run yet.
+            # Expire them first (their own transaction, as the job would), then retry.
+            with transaction.atomic(durable=True):
+                _expire_lots(account_id=due.account_id, now=now, actor=None)
+    raise LedgerInconsistent("lots kept falling due during a redemption")
+
+
+class _DueLots(Exception):
+    """Raised (and caught) inside points_redeem: lots are due, expire them first."""
+
+    def __init__(self, account_id: int) -> None:
+        super().__init__(account_id)
+        self.account_id = account_id
+
+
+def _first_lots_locked(account_id: int, wanted: int) -> list[Lot]:
+    """The account's open lots (due ones included) soonest expiry first, locked, until
+    they hold ``wanted`` points: usually the first few, not all of them (an account may
+    have hundreds). The caller holds the account row, which every writer of these lots
+    takes first, so neither a lock order among lots nor a lock timeout is needed."""
+    qs = Lot.objects.filter(account_id=account_id, remaining__gt=0).order_by("expires_at", "pk")
+    if connection.vendor == "postgresql":
+        qs = qs.select_for_update(of=("self",), no_key=True)
+    else:
+        qs = qs.select_for_update()
+    first = list(qs[:_FIRST_LOTS])
+    if len(first) == _FIRST_LOTS and sum(lot.remaining for lot in first) < wanted:
+        return list(qs)
+    return first
+
+
+_FIRST_LOTS = 4
+
+
+def _redeem_once(
+    *,
+    actor: Any,
+    member: Member,
+    amount: int,
+    source_type: str,
+    source_id: str,
+    reason: str,
+    business_unit: BusinessUnit | None,
+    point_value: PointValue | None,
+    now: dt.datetime,
+) -> Entry:
+    with transaction.atomic(durable=True):
+        if _fast():
+            entry = _redeem_fast(
+                member_id=member.pk,
+                amount=amount,
+                source_type=source_type,
+                source_id=source_id,
+                now=now,
+                actor=actor,
+                extra={
+                    "reason": reason[:200],
+                    "business_unit": business_unit,
+                    "point_value": point_value,
+                },
+            )
             _audit(actor, "points_redeem", entry)
-    except IntegrityError as exc:
-        return _idempotent(source_type, source_id, Kind.REDEEM, amount, exc)
+            return entry
+        # Expiry only lowers the balance, so a refusal here is final even if some lots
+        # are due; an acceptance is checked against due lots below.
+        row = _bump_row(member.pk, by_member=True, balance=-amount)
+        if row is None:
+            raise Conflict(_("Not enough points."), code="insufficient_points")
+        account_id, figures = row
+        lots = _first_lots_locked(account_id, amount)
+        if lots and lots[0].expires_at <= now:  # soonest first: any due lot is lots[0]
+            raise _DueLots(account_id)
+        entry = _entry(
+            account_id=account_id,
+            kind=Kind.REDEEM,
+            amount=amount,
+            points=-amount,
+            figures=figures,
+            source_type=source_type,
+            source_id=source_id,
+            occurred_at=now,
+            actor=actor,
+            reason=reason[:200],
+            business_unit=business_unit,
+            point_value=point_value,
+        )
+        plan = rules.consume_fifo(((lot.pk, lot.remaining) for lot in lots), amount)
+        if sum(take for _lot, take in plan) != amount:
+            raise LedgerInconsistent(f"account {account_id}: lots hold less than the balance")
+        _consume(entry, plan)
+        _audit(actor, "points_redeem", entry)
     return entry
+
+
+def _consume(entry: Entry, plan: list[tuple[int, int]]) -> None:
+    """Take the planned points from locked lots and record the uses (one INSERT)."""
+    for lot_id, take in plan:
+        if (
+            Lot.objects.filter(pk=lot_id, remaining__gte=take).update(
+                remaining=F("remaining") - take
+            )
+            != 1
+        ):
+            raise LedgerInconsistent(f"lot {lot_id} changed under its lock")
+    LotUse.objects.bulk_create(
+        [LotUse(entry=entry, lot_id=lot_id, points=take) for lot_id, take in plan]
+    )
 
 
 def points_redeem_cancel(
