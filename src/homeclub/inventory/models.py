@@ -593,3 +593,47 @@ class Payment(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.contract_id}:{self.amount}"
+
+
+class Favourite(models.Model):
+    """A unit a buyer marked before the opening (收藏), in the buyer's order of
+    preference; the sales team's heat map counts them per unit."""
+
+    opening = models.ForeignKey(Opening, on_delete=models.CASCADE, related_name="favourites")
+    pledge = models.ForeignKey(Pledge, on_delete=models.CASCADE, related_name="favourites")
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="favourites")
+    rank = models.PositiveSmallIntegerField(_("order"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("favourite")
+        verbose_name_plural = _("favourites")
+        ordering = ["opening_id", "pledge_id", "rank"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["opening", "pledge", "unit"], name="inventory_favourite_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pledge_id}♥{self.unit_id}"
+
+
+class BuyerSignIn(models.Model):
+    """A one-time sign-in link sent to a pledge's buyer by SMS. The link carries a signed
+    token naming ``nonce``; using it sets ``used_at`` with a conditional UPDATE, so a link
+    signs in at most once even if opened twice at the same moment."""
+
+    nonce = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    opening = models.ForeignKey(Opening, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sign-in link")
+        verbose_name_plural = _("sign-in links")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.opening_id}"

@@ -16,6 +16,7 @@ from homeclub.org.models import OrgNode
 from homeclub.org.scoping import projects_for
 
 from .live import BODY_TTL, project_version
+from .memo import memo_forget, memo_get
 from .models import (
     Building,
     Opening,
@@ -27,6 +28,7 @@ from .models import (
 )
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+META_MEMO_SECONDS = 1.0
 SOLD = (UnitStatus.SUBSCRIBED, UnitStatus.SIGNED)
 
 
@@ -181,17 +183,46 @@ def board_snapshot(*, project_id: int) -> tuple[int, dict[str, Any]]:
     return version, data
 
 
+def _meta_key(opening_id: int) -> str:
+    return f"inventory:opening:{opening_id}"
+
+
 def opening_meta(opening_id: int) -> dict[str, Any]:
-    """The opening's project and times, cached: pollers must not query for them."""
-    key = f"inventory:opening:{opening_id}"
+    """What a pick and a poll need of the opening — project, times, confirmation minutes,
+    its units' numbers — cached, so neither queries for it. Every service that changes an
+    opening forgets it (``opening_meta_forget``) after commit; a worker's memory may
+    keep it ``META_MEMO_SECONDS`` longer."""
+    return memo_get(_meta_key(opening_id), META_MEMO_SECONDS, lambda: _opening_meta(opening_id))
+
+
+def _opening_meta(opening_id: int) -> dict[str, Any]:
+    key = _meta_key(opening_id)
     meta = cache.get(key)
     if meta is None:
-        row = Opening.objects.filter(pk=opening_id).values("project_id", "start_at").first()
+        row = (
+            Opening.objects.filter(pk=opening_id)
+            .values("project_id", "start_at", "end_at", "hold_minutes")
+            .first()
+        )
         if row is None:
             raise NotFound(code="opening_not_found")
-        meta = {"project_id": row["project_id"], "start_at": row["start_at"].isoformat()}
+        meta = {
+            "project_id": row["project_id"],
+            "start_at": row["start_at"].isoformat(),
+            "start_ts": row["start_at"].timestamp(),
+            "end_ts": row["end_at"].timestamp() if row["end_at"] else None,
+            "hold_minutes": row["hold_minutes"],
+            "unit_numbers": dict(
+                Unit.objects.filter(opening_id=opening_id).values_list("pk", "number")
+            ),
+        }
         cache.set(key, meta, 60)
     return meta
+
+
+def opening_meta_forget(opening_id: int) -> None:
+    cache.delete(_meta_key(opening_id))
+    memo_forget(_meta_key(opening_id))
 
 
 def opening_snapshot(*, opening_id: int) -> tuple[int, bytes]:

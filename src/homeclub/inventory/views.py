@@ -1,14 +1,35 @@
 """Sales-control board (销控表): a page and the live fragment htmx polls."""
 
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.db import OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
+from homeclub.common.errors import Busy, DomainError, NotFound
 from homeclub.common.http import AuthedRequest
-from homeclub.org.scoping import projects_for
+from homeclub.org.scoping import projects_for, scope_of
 
-from .models import UnitStatus
-from .selectors import board_snapshot, project_for
+from .admission import admitted
+from .buyers import (
+    FAVOURITES_MAX,
+    buyer_pledge,
+    favourite_heat,
+    favourite_toggle,
+    followup_list,
+    signin_link_use,
+    similar_units,
+)
+from .models import Favourite, Opening, OpeningPick, PickStatus, Unit, UnitStatus
+from .openings import opening_confirm, opening_pick
+from .selectors import board_snapshot, opening_snapshot, project_for
 
 
 def _context(request: AuthedRequest, project_id: int) -> dict[str, object]:
@@ -44,3 +65,188 @@ def board_index(request: AuthedRequest) -> HttpResponse:
     if len(projects) == 1:
         return redirect("inventory:board", project_id=projects[0].pk)
     return render(request, "inventory/board_index.html", {"projects": projects})
+
+
+# --- online opening: the buyer's phone page and the sales team's page ---------------------
+
+
+def signin(request: HttpRequest, token: str) -> HttpResponse:
+    """A one-time link from the SMS: signs the buyer in and opens the opening's page."""
+    try:
+        link = signin_link_use(token=token)
+    except DomainError as exc:
+        return render(
+            request, "inventory/signin_failed.html", {"message": exc.message}, status=exc.status
+        )
+    login(request, link.user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect("inventory:opening_phone", opening_id=link.opening_id)
+
+
+def _phone_context(request: AuthedRequest, opening: Opening) -> dict[str, Any]:
+    pledge = buyer_pledge(user=request.user, opening=opening)
+    now = timezone.now()
+    version, body = opening_snapshot(opening_id=opening.pk)
+    units = json.loads(body)["units"]
+    favs = list(
+        Favourite.objects.filter(opening=opening, pledge=pledge)
+        .order_by("rank")
+        .values_list("unit_id", flat=True)
+    )
+    pick = (
+        OpeningPick.objects.filter(opening=opening, pledge=pledge)
+        .exclude(status=PickStatus.EXPIRED)
+        .select_related("unit")
+        .first()
+    )
+    return {
+        "opening": opening,
+        "pledge": pledge,
+        "version": version,
+        "units": units,
+        "favourites": favs,
+        "favourites_max": FAVOURITES_MAX,
+        "started": now >= opening.start_at,
+        "server_now_ms": int(now.timestamp() * 1000),
+        "start_ms": int(opening.start_at.timestamp() * 1000),
+        "pick": pick,
+        "sold_out": not any(u["status"] == UnitStatus.AVAILABLE for u in units),
+    }
+
+
+def _opening_for_buyer(request: AuthedRequest, opening_id: int) -> Opening:
+    opening = Opening.objects.filter(pk=opening_id).first()
+    if opening is None:
+        raise Http404
+    return opening
+
+
+@login_required
+def opening_phone(request: AuthedRequest, opening_id: int) -> HttpResponse:
+    """The buyer's phone page: countdown and favourites before the start (server clock),
+    live availability and a pick button per unit from it, then confirm."""
+    opening = _opening_for_buyer(request, opening_id)
+    try:
+        context = _phone_context(request, opening)
+    except NotFound as exc:
+        raise Http404 from exc
+    return render(request, "inventory/opening_phone.html", context)
+
+
+@login_required
+def opening_phone_live(request: AuthedRequest, opening_id: int) -> HttpResponse:
+    """The availability list; 204 (htmx keeps what it has) when the version is unchanged."""
+    opening = _opening_for_buyer(request, opening_id)
+    version, _body = opening_snapshot(opening_id=opening.pk)
+    if request.GET.get("v") == str(version) and request.GET.get("s") == "1":
+        return HttpResponse(status=204)
+    try:
+        context = _phone_context(request, opening)
+    except NotFound as exc:
+        raise Http404 from exc
+    return render(request, "inventory/_opening_units.html", context)
+
+
+@login_required
+@require_POST
+def opening_phone_favourite(request: AuthedRequest, opening_id: int, unit_id: int) -> HttpResponse:
+    opening = _opening_for_buyer(request, opening_id)
+    try:
+        pledge = buyer_pledge(user=request.user, opening=opening)
+        favourite_toggle(actor=request.user, opening=opening, pledge=pledge, unit_id=unit_id)
+    except NotFound as exc:
+        raise Http404 from exc
+    except DomainError as exc:
+        messages.error(
+            request, "; ".join(m for ms in exc.fields.values() for m in ms) or str(exc.message)
+        )
+    return redirect("inventory:opening_phone", opening_id=opening.pk)
+
+
+@login_required
+@require_POST
+def opening_phone_pick(request: AuthedRequest, opening_id: int, unit_id: int) -> HttpResponse:
+    opening = _opening_for_buyer(request, opening_id)
+    missed: Unit | None = None
+    try:
+        pledge = buyer_pledge(user=request.user, opening=opening)
+        unit = Unit.objects.filter(pk=unit_id, opening=opening).first()
+        if unit is None:
+            raise Http404
+        try:
+            with admitted(request):
+                opening_pick(actor=request.user, opening=opening, pledge=pledge, unit=unit)
+        except OperationalError as exc:
+            raise Busy() from exc
+    except NotFound as exc:
+        raise Http404 from exc
+    except DomainError as exc:
+        messages.error(request, str(exc.message))
+        if exc.code == "unit_not_available":
+            missed = unit
+    if missed is not None:
+        return redirect(
+            f"{reverse('inventory:opening_phone', args=[opening.pk])}?missed={missed.pk}"
+        )
+    return redirect("inventory:opening_phone", opening_id=opening.pk)
+
+
+@login_required
+@require_POST
+def opening_phone_confirm(request: AuthedRequest, pick_id: int) -> HttpResponse:
+    pick = OpeningPick.objects.select_related("pledge", "unit").filter(pk=pick_id).first()
+    if pick is None or pick.pledge.buyer_id != request.user.pk:
+        raise Http404
+    try:
+        try:
+            opening_confirm(actor=request.user, pick=pick)
+        except OperationalError as exc:
+            raise Busy() from exc
+    except DomainError as exc:
+        messages.error(request, str(exc.message))
+    return redirect("inventory:opening_phone", opening_id=pick.opening_id)
+
+
+@login_required
+def opening_similar(request: AuthedRequest, opening_id: int, unit_id: int) -> HttpResponse:
+    unit = Unit.objects.filter(pk=unit_id, opening_id=opening_id).first()
+    if unit is None:
+        raise Http404
+    return render(
+        request,
+        "inventory/_similar_units.html",
+        {"similar": list(similar_units(unit=unit)), "missed": unit, "opening_id": opening_id},
+    )
+
+
+@login_required
+def opening_staff(request: AuthedRequest, opening_id: int) -> HttpResponse:
+    """The sales team's page: favourites heat map (counts per unit, coloured) and the
+    follow-up list of admitted pledges that got nothing."""
+    opening = Opening.objects.filter(pk=opening_id).select_related("project").first()
+    if opening is None or not scope_of(request.user).sees_project(opening.project_id):
+        raise Http404
+    heat = favourite_heat(opening_id=opening.pk)
+    top = max(heat.values(), default=0)
+    units = [
+        {
+            "id": u.pk,
+            "number": u.number,
+            "building": u.building.name,
+            "status": u.status,
+            "count": heat.get(u.pk, 0),
+            "level": (4 * heat.get(u.pk, 0) + top - 1) // top if top else 0,
+        }
+        for u in Unit.objects.filter(opening=opening)
+        .select_related("building")
+        .order_by("building__sort", "-floor", "number")
+    ]
+    return render(
+        request,
+        "inventory/opening_staff.html",
+        {
+            "opening": opening,
+            "units": units,
+            "followups": list(followup_list(opening=opening)),
+            "closed": opening.end_at is not None and opening.end_at <= timezone.now(),
+        },
+    )
