@@ -127,3 +127,21 @@ def test_create_token_through_the_api_shows_it_once(org: Any, make_user: Any, ap
     listed = api.call("GET", "/api/v1/tokens").json()
     assert all("token" not in t for t in listed)
     assert Api(raw).call("GET", "/api/v1/org/me").json()["username"] == user.username
+
+
+def test_database_trouble_while_claiming_a_key_is_busy_not_500(
+    org: Any, manager_api: Api, monkeypatch: Any
+) -> None:
+    from django.db import OperationalError
+
+    from homeclub.api import middleware
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("too many connections")
+
+    monkeypatch.setattr(middleware.IdempotencyMiddleware, "_claim", refuse)
+    body = {"name": "孙八", "mobile": "13600000001", "project_id": org.sz1.pk}
+    response = manager_api.call("POST", "/api/v1/customers", body, **{"Idempotency-Key": "k-9"})
+    assert response.status_code == 503
+    assert response.json()["code"] == "busy" and response["Retry-After"] == "1"
+    assert not Customer.objects.exists()

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
@@ -46,12 +46,17 @@ class IdempotencyMiddleware:
             return error_response(
                 "invalid_idempotency_key", gettext("The Idempotency-Key is too long."), 400
             )
-        principal = principal_of(request)
-        if principal is None:
-            # Unauthenticated: the view answers 401 and there is nothing to protect.
-            return self.get_response(request)
-        fingerprint = request_fingerprint(request)
-        claimed = self._claim(request, principal, key, fingerprint)
+        try:
+            principal = principal_of(request)
+            if principal is None:
+                # Unauthenticated: the view answers 401 and there is nothing to protect.
+                return self.get_response(request)
+            claimed = self._claim(request, principal, key, request_fingerprint(request))
+        except OperationalError:
+            # Connections exhausted or the database overloaded: a retry will do.
+            busy = error_response("busy", gettext("The system is busy, please retry shortly."), 503)
+            busy["Retry-After"] = "1"
+            return busy
         if isinstance(claimed, HttpResponse):
             return claimed
         try:

@@ -4,6 +4,7 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -70,6 +71,8 @@ def api_token_revoke(*, actor: Any, token: ApiToken) -> ApiToken:
         )
         if updated:
             audit_log(actor=actor, action=AuditEvent.Action.TOKEN_REVOKE, target=token)
+    # The opening's hot path caches token → user; a revoked token must stop there too.
+    cache.delete(f"inventory:token:{token.token_hash}")
     token.refresh_from_db()
     return token
 

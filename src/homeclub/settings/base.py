@@ -199,6 +199,10 @@ HOMECLUB_QUIET_HOURS = (
     env.int("QUIET_HOURS_END", default=8),
 )
 
+# --- online opening ---------------------------------------------------------------------
+INVENTORY_PICK_MAX_INFLIGHT = env.int("INVENTORY_PICK_MAX_INFLIGHT", default=16)
+INVENTORY_MAX_QUEUE_SECONDS = env.float("INVENTORY_MAX_QUEUE_SECONDS", default=5.0)
+
 # --- sessions, security -----------------------------------------------------------------
 SESSION_COOKIE_AGE = 60 * 60 * 12
 SESSION_COOKIE_HTTPONLY = True
@@ -209,5 +213,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # 4xx answers are the client's business (a busy opening answers thousands of 409s);
+    # 5xx still log as errors.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "django.request": {"level": "ERROR"}},
 }
