@@ -151,3 +151,12 @@ def test_status_tier_is_assigned_not_earned(org: Any, units: Any, tiers: dict[st
     mt = tier_assign(actor=None, member=member, tier=star, reason="业主")
     assert mt.tier == star
     assert TierChange.objects.filter(member=member, kind="assign", to_tier=star).count() == 1
+
+
+def test_tier_review_is_a_daily_periodic_job() -> None:
+    import datetime as dt
+
+    from homeclub.common.scheduler import registry
+
+    job = registry()["club.tier_review"]
+    assert job.every == dt.timedelta(days=1)
