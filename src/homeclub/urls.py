@@ -8,6 +8,8 @@ urlpatterns = [
     path("api/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("inventory/", include("homeclub.inventory.urls")),
+    path("sales/", include("homeclub.sales.urls")),
+    path("channels/", include("homeclub.channels.urls")),
     path("", include("homeclub.console.urls")),
 ]
 

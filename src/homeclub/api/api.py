@@ -116,11 +116,14 @@ def token_revoke(request: AuthedRequest, token_id: DbId) -> dict[str, Any]:
     return _token_out(api_token_revoke(actor=request.auth, token=token))
 
 
+from homeclub.channels.api import router as channels_router  # noqa: E402
 from homeclub.club.api import router as club_router  # noqa: E402
 from homeclub.customers.api import router as customers_router  # noqa: E402
 from homeclub.inventory.api import router as inventory_router  # noqa: E402
 from homeclub.org.api import router as org_router  # noqa: E402
 from homeclub.points.api import router as points_router  # noqa: E402
+from homeclub.sales.api import router as sales_router  # noqa: E402
+from homeclub.sales.api_work import router as sales_work_router  # noqa: E402
 
 api.add_router("/v1/tokens", tokens)
 api.add_router("/v1/org", org_router)
@@ -128,3 +131,6 @@ api.add_router("/v1/customers", customers_router)
 api.add_router("/v1/club", club_router)
 api.add_router("/v1/points", points_router)
 api.add_router("/v1/inventory", inventory_router)
+api.add_router("/v1/sales", sales_router)
+api.add_router("/v1/sales", sales_work_router)
+api.add_router("/v1/channels", channels_router)

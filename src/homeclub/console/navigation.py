@@ -19,6 +19,7 @@ STAFF = frozenset(
     }
 )
 EVERYONE = frozenset(Role)
+SALES = frozenset({R.ADMIN, R.SALES_MANAGER, R.SALES_CONSULTANT})
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,17 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("home", _("Home"), "console:home", EVERYONE),
     NavItem("customers", _("Customers"), "console:customer_list", STAFF),
+    NavItem("reception", _("Reception"), "sales:reception", SALES),
+    NavItem("today", _("Today's follow-ups"), "sales:today", SALES),
+    NavItem("pool", _("Public pool"), "sales:pool", SALES),
+    NavItem("funnel", _("Pipeline"), "sales:funnel", STAFF),
+    NavItem("my_reports", _("My reports"), "channels:home", frozenset({R.CHANNEL_AGENT})),
+    NavItem(
+        "channel_reports",
+        _("Channel reports"),
+        "channels:manage",
+        frozenset({R.ADMIN, R.CHANNEL_MANAGER, R.SALES_MANAGER, R.ANALYST}),
+    ),
     NavItem("board", _("Sales control"), "inventory:board_index", STAFF),
     NavItem("org", _("Organisation"), "console:org_tree", STAFF),
     NavItem("tokens", _("API tokens"), "console:token_list", EVERYONE - {R.MEMBER}),

@@ -11,6 +11,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
@@ -95,16 +96,43 @@ def _home_widgets(request: AuthedRequest) -> list[dict[str, Any]]:
         title = gettext("My customers") if scope.own_only else gettext("Customers in my scope")
         widgets.append({"title": title, "value": customers.count(), "url": "console:customer_list"})
     if role == Role.SALES_CONSULTANT:
-        widgets.append({"title": gettext("Follow-ups due today"), "note": soon})
+        from homeclub.sales.followups import today_list
+
+        widgets.append(
+            {
+                "title": gettext("Follow-ups due today"),
+                "value": today_list(viewer=user).count(),
+                "url": "sales:today",
+            }
+        )
     if role == Role.SALES_MANAGER:
-        widgets.append({"title": gettext("Reception board"), "note": soon})
-        widgets.append({"title": gettext("Sales control"), "note": soon})
-    if role == Role.CHANNEL_MANAGER:
-        widgets.append({"title": gettext("Channel reports today"), "note": soon})
-        widgets.append({"title": gettext("Risk flags"), "note": soon})
-    if role == Role.CHANNEL_AGENT:
-        widgets.append({"title": gettext("My reports"), "note": soon})
-        widgets.append({"title": gettext("My commissions"), "note": soon})
+        widgets.append({"title": gettext("Reception board"), "url": "sales:reception", "note": ""})
+        widgets.append(
+            {"title": gettext("Sales control"), "url": "inventory:board_index", "note": ""}
+        )
+    if role in (Role.CHANNEL_MANAGER, Role.CHANNEL_AGENT):
+        from homeclub.channels.models import Report
+
+        since = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        reports = scoped(Report.objects.all(), user)
+        if role == Role.CHANNEL_MANAGER:
+            widgets.append(
+                {
+                    "title": gettext("Channel reports today"),
+                    "value": reports.filter(created_at__gte=since).count(),
+                    "url": "channels:manage",
+                }
+            )
+            widgets.append({"title": gettext("Risk flags"), "note": soon})
+        else:
+            widgets.append(
+                {
+                    "title": gettext("My reports"),
+                    "value": reports.filter(protecting=True).count(),
+                    "url": "channels:home",
+                }
+            )
+            widgets.append({"title": gettext("My commissions"), "note": soon})
     if role == Role.CLUB_OPERATOR:
         widgets.append({"title": gettext("Members"), "note": soon})
         widgets.append({"title": gettext("Upcoming events"), "note": soon})

@@ -377,11 +377,32 @@ class Customer(BaseModel):
         return self.name
 
 
+class PipelineStage(models.TextChoices):
+    """A project's sales pipeline with one customer (issue 4)."""
+
+    LEAD = "lead", _("Lead")
+    VISITED = "visited", _("Visited")
+    INTENT = "intent", _("Intent")
+    PLEDGED = "pledged", _("Pledged")
+    SUBSCRIBED = "subscribed", _("Subscribed")
+    SIGNED = "signed", _("Signed")
+    OWNER = "owner", _("Owner")
+    LOST = "lost", _("Lost")
+
+
+class IntentGrade(models.TextChoices):
+    A = "A", _("A: buys within a month")
+    B = "B", _("B: buys within three months")
+    C = "C", _("C: interested, no time frame")
+    D = "D", _("D: weak interest")
+
+
 class CustomerProject(BaseModel):
     """A customer known to a project, with that project's consultant (issue 4 hangs its
     pipeline here). One row per (customer, project)."""
 
     merge_drop_duplicates = True
+    scope = ScopeSpec(project="project", owner="owner")
 
     customer = models.ForeignKey(
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="projects"
@@ -402,6 +423,32 @@ class CustomerProject(BaseModel):
         related_name="customer_links",
     )
     first_seen_at = models.DateTimeField(_("first seen at"))
+    # The project's pipeline with this customer; written only by the sales office's services.
+    stage = models.CharField(
+        _("pipeline stage"),
+        max_length=12,
+        choices=PipelineStage.choices,
+        default=PipelineStage.LEAD,
+        db_default=PipelineStage.LEAD,
+    )
+    intent_grade = models.CharField(
+        _("intent grade"),
+        max_length=1,
+        choices=IntentGrade.choices,
+        blank=True,
+        default="",
+        db_default="",
+    )
+    lost_reason = models.CharField(
+        _("reason lost"), max_length=200, blank=True, default="", db_default=""
+    )
+    last_visit_at = models.DateTimeField(_("last visit"), null=True, blank=True)
+    visit_count = models.PositiveIntegerField(_("visits"), default=0, db_default=0)
+    last_follow_up_at = models.DateTimeField(_("last follow-up"), null=True, blank=True)
+    next_follow_up_at = models.DateTimeField(_("next follow-up due"), null=True, blank=True)
+    owned_since = models.DateTimeField(_("owned since"), null=True, blank=True)
+    pool_since = models.DateTimeField(_("in the public pool since"), null=True, blank=True)
+    pool_warned_at = models.DateTimeField(_("pool warning sent"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("customer project")
@@ -409,7 +456,12 @@ class CustomerProject(BaseModel):
         constraints = [
             models.UniqueConstraint(fields=["customer", "project"], name="customerproject_unique")
         ]
-        indexes = [models.Index(fields=["project", "owner", "customer"])]
+        indexes = [
+            models.Index(fields=["project", "owner", "customer"]),
+            models.Index(fields=["owner", "next_follow_up_at"], name="custproj_owner_due"),
+            models.Index(fields=["project", "pool_since"], name="custproj_pool"),
+            models.Index(fields=["project", "stage"], name="custproj_stage"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.customer_id}@{self.project_id}"

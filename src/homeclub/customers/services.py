@@ -9,7 +9,6 @@ from typing import Any
 import xlsxwriter
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -180,8 +179,18 @@ def _redacted_changes(changes: dict[str, Any]) -> dict[str, Any]:
 
 def _find_existing(mobile: str | None, id_number: str | None) -> Customer | None:
     if mobile:
-        pk = CustomerPhone.objects.filter(number=mobile).values_list("customer_id", flat=True)
-        found = Customer.objects.filter(Q(mobile=mobile) | Q(pk__in=pk)).first()
+        # Two indexed lookups, not one OR across a subquery: PostgreSQL plans that OR as a
+        # sequential scan of the whole archive (~80 ms at 1M customers).
+        pk = (
+            CustomerPhone.objects.filter(number=mobile)
+            .values_list("customer_id", flat=True)
+            .first()
+        )
+        found = (
+            Customer.objects.filter(pk=pk).first()
+            if pk is not None
+            else Customer.objects.filter(mobile=mobile).first()
+        )
         if found is not None:
             return found
     if id_number:
@@ -312,6 +321,7 @@ def customer_find_or_create(
     owner: User | None = None,
     id_number: str = "",
     source: str = ContactSource.CONSOLE,
+    assign_owner: bool = True,
     **fields: Any,
 ) -> tuple[Customer, bool]:
     """The customer holding this number (any of theirs, any input format) or ID number,
@@ -321,6 +331,9 @@ def customer_find_or_create(
     An existing customer is linked to ``project`` if not yet (with ``owner`` unless the
     actor is a consultant: ownership of someone else's customer is decided by assignment,
     not by typing their number). Nothing else of the existing record changes.
+
+    ``assign_owner=False`` leaves the consultant empty whoever the actor is: the sales
+    office's reception decides it by assignment right after.
     """
     ensure_can_write(actor)
     ensure_project_in_scope(actor, project.pk)
@@ -330,7 +343,7 @@ def customer_find_or_create(
         existing = _find_existing(data["mobile"], data.get("id_number"))
         if existing is not None:
             with transaction.atomic():
-                link_owner = None if own_only else owner
+                link_owner = None if own_only or not assign_owner else owner
                 if not CustomerProject.objects.filter(customer=existing, project=project).exists():
                     try:
                         with transaction.atomic():
@@ -344,7 +357,13 @@ def customer_find_or_create(
                     actor=actor,
                     data=data,
                     project=project,
-                    owner=owner if owner is not None or not own_only else actor,
+                    owner=(
+                        None
+                        if not assign_owner
+                        else owner
+                        if owner is not None or not own_only
+                        else actor
+                    ),
                     source=source,
                 )
             return customer, True

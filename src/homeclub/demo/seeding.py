@@ -86,6 +86,10 @@ def demo_seed(
             raise DemoAlreadyLoaded()
         for step in STEPS:
             step(ctx)
+    # Steps that drive the real services (each its own durable transaction), after the
+    # base load commits: a failure here leaves the base demo usable and is reported.
+    for step in AFTER_STEPS:
+        step(ctx)
     return ctx
 
 
@@ -311,3 +315,13 @@ Step = Callable[[DemoContext], None]
 
 # The load, in order. Later domains append their steps (visits, members, points …).
 STEPS: list[Step] = [create_org, create_staff, load_customers]
+
+
+def _sales_office(ctx: DemoContext) -> None:
+    from .sales_demo import seed_sales_office
+
+    seed_sales_office(ctx)
+
+
+# Run after the load commits, through the domains' own services.
+AFTER_STEPS: list[Step] = [_sales_office]

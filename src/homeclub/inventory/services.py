@@ -132,10 +132,26 @@ def _after_deal(*, actor: Any, subscription: Subscription, event: str) -> None:
     so a customer stage change commits or rolls back with the unit; messages, points and
     commissions must register themselves with ``transaction.on_commit`` from here.
 
-    Intentionally empty in this increment: the customer stage (customers), points and
-    channel commissions are wired here when those services exist.
+    Wired now: the customer's pipeline stage in the project (sales). Points and channel
+    commissions join here when those services exist.
     """
-    return None
+    from homeclub.channels.services import report_advance_deal
+    from homeclub.sales.pipeline import pipeline_deal
+
+    pipeline_event = "subscribed" if event in ("renamed", "swapped") else event
+    pipeline_deal(
+        actor=actor,
+        customer_id=subscription.customer_id,
+        project_id=subscription.project_id,
+        event=pipeline_event,
+    )
+    if event in ("subscribed", "signed"):
+        report_advance_deal(
+            actor=actor,
+            customer_id=subscription.customer_id,
+            project_id=subscription.project_id,
+            status=event,
+        )
 
 
 # --- buildings and units ----------------------------------------------------------------
@@ -342,6 +358,14 @@ def pledge_create(
             action="inventory.pledge.create",
             target=pledge,
             changes={"number": number, "deposit": deposit, "max_units": max_units},
+        )
+        from homeclub.sales.pipeline import pipeline_deal
+
+        pipeline_deal(actor=actor, customer_id=customer.pk, project_id=project.pk, event="pledged")
+        from homeclub.channels.services import report_advance_deal
+
+        report_advance_deal(
+            actor=actor, customer_id=customer.pk, project_id=project.pk, status="pledged"
         )
     return pledge
 

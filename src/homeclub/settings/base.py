@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "homeclub.messaging",
     "homeclub.points",
     "homeclub.club",
+    "homeclub.sales",
+    "homeclub.channels",
     "homeclub.inventory",
     "homeclub.api",
     "homeclub.console",

@@ -1,0 +1,3 @@
+"""Filled in by later work."""
+
+__all__: list[str] = []

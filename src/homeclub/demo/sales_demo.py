@@ -1,0 +1,65 @@
+"""Demo sales office: today's rotation in every project, and three weeks of visits at the
+first Shenzhen project (the named logins' project), registered through reception as a
+receptionist would, so attribution, assignment, pipeline and timeline rows are all real."""
+
+import datetime as dt
+import random
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
+
+from homeclub.customers.models import Customer, CustomerProject
+from homeclub.org.models import User
+
+from .dataset import FIRST_PROJECT, project_staff
+
+if TYPE_CHECKING:
+    from .seeding import DemoContext
+
+VISITS = 24
+
+
+def seed_sales_office(ctx: "DemoContext") -> None:
+    from homeclub.sales.assignment import duty_set
+    from homeclub.sales.models import MediaSource, VisitKind
+    from homeclub.sales.pipeline import stage_set
+    from homeclub.sales.reception import visit_register
+
+    rng = random.Random(ctx.seed)
+    for team in project_staff():
+        project = ctx.nodes[team.project.code]
+        manager = ctx.users[team.manager]
+        consultants = [ctx.users[c] for c in team.consultants]
+        duty_set(actor=manager, project=project, consultants=consultants)
+    first = next(t for t in project_staff() if t.project == FIRST_PROJECT)
+    project = ctx.nodes[FIRST_PROJECT.code]
+    manager = ctx.users[first.manager]
+    now = timezone.now()
+    media = [m for m, _label in MediaSource.choices]
+    # Visitors are this project's demo customers already in the archive, so the archive
+    # keeps exactly the planned people and links.
+    pool = list(
+        Customer.objects.filter(project=project, owner__isnull=False)
+        .order_by("pk")
+        .values_list("mobile", flat=True)[:400]
+    )
+    visitors = rng.sample(pool, min(VISITS, len(pool)))
+    for i, phone in enumerate(visitors):
+        at = now - dt.timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 8))
+        if i == len(visitors) - 1:
+            at = now - dt.timedelta(minutes=40)
+        visit, _created = visit_register(
+            actor=manager,
+            project=project,
+            phone=phone,
+            kind=rng.choice([VisitKind.WALK_IN, VisitKind.WALK_IN, VisitKind.CALL]),
+            party_size=rng.randint(1, 4),
+            media_source=rng.choice(media),
+            visited_at=at,
+        )
+        link = CustomerProject.objects.get(customer=visit.customer, project=project)
+        owner = User.objects.get(pk=link.owner_id) if link.owner_id else manager
+        if i % 3 == 0:
+            stage_set(actor=owner, link=link, stage="intent", intent_grade=rng.choice("ABCD"))
+        elif i % 7 == 0:
+            stage_set(actor=owner, link=link, stage="lost", reason="预算不足")
