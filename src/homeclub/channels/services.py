@@ -441,6 +441,36 @@ def agent_create(
     return agent
 
 
+def agent_profile_create(
+    *, actor: Any, user: Any, mobile: str, agency: Agency | None = None
+) -> Agent:
+    """The agent profile of an existing ``channel_agent`` user (an account made through
+    the org services, e.g. the demo's ``agent`` login)."""
+    _ensure_channel_admin(actor)
+    if user.role != Role.CHANNEL_AGENT:
+        raise ValidationFailed(fields={"user": [gettext("This user is not an active channel agent.")]})
+    try:
+        phone = parse_phone(mobile, mobile_only=True)
+    except InvalidPhone as exc:
+        raise ValidationFailed(fields={"mobile": [str(exc.message)]}) from exc
+    try:
+        with transaction.atomic(durable=True):
+            agent = Agent.objects.create(
+                user=user, agency=agency, is_crowd=agency is None, mobile=phone.e164
+            )
+            audit_log(
+                actor=actor,
+                action="channels.agent.create",
+                target=agent,
+                changes={"user": user.pk, "agency": getattr(agency, "pk", None)},
+            )
+    except IntegrityError as exc:
+        raise ValidationFailed(
+            fields={"mobile": [gettext("An agent with this mobile number already exists.")]}
+        ) from exc
+    return agent
+
+
 # --- reports ------------------------------------------------------------------------------
 
 

@@ -19,6 +19,32 @@ if TYPE_CHECKING:
 VISITS = 24
 
 
+def seed_channels(ctx: "DemoContext") -> None:
+    """One agency with a contract in every project; the ``agent`` login is its broker."""
+    from homeclub.channels.services import (
+        agency_contract_create,
+        agency_create,
+        agent_profile_create,
+    )
+
+    admin = ctx.users["admin"]
+    agency = agency_create(
+        actor=admin,
+        name="示例房产经纪有限公司",
+        contact_name="周经理",
+        contact_phone="075588886666",
+    )
+    start = timezone.localdate() - dt.timedelta(days=365)
+    for team in project_staff():
+        agency_contract_create(
+            actor=admin, agency=agency, project=ctx.nodes[team.project.code], starts_on=start
+        )
+    agent = ctx.users["agent"]
+    agent_profile_create(
+        actor=admin, user=agent, mobile=agent.mobile or "16600000001", agency=agency
+    )
+
+
 def seed_sales_office(ctx: "DemoContext") -> None:
     from homeclub.sales.assignment import duty_set
     from homeclub.sales.models import MediaSource, VisitKind

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "homeclub.messaging",
     "homeclub.points",
     "homeclub.club",
+    "homeclub.rewards",
     "homeclub.sales",
     "homeclub.channels",
     "homeclub.inventory",
