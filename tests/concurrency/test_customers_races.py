@@ -1,39 +1,20 @@
 """Races on the archive, with real threads and connections (PostgreSQL only)."""
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from homeclub.common.errors import DomainError
 from homeclub.customers.merge import customer_merge
 from homeclub.customers.models import Customer, CustomerPhone
 from homeclub.customers.services import customer_create, customer_find_or_create, customer_update
 
+from .threads import run_concurrently
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _run(*fns: Callable[[], Any]) -> list[Any]:
-    barrier = threading.Barrier(len(fns))
-    results: list[Any] = [None] * len(fns)
-
-    def wrap(i: int, fn: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn()
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrap, args=(i, f)) for i, f in enumerate(fns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+_run = run_concurrently
 
 
 def test_concurrent_find_or_create_same_phone_makes_one_customer(org: Any, make_user: Any) -> None:

@@ -1,11 +1,8 @@
 """Reception races, with real threads and connections (PostgreSQL only)."""
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from homeclub.customers.models import Customer, CustomerProject
 from homeclub.sales import claims as claims_module
@@ -13,28 +10,12 @@ from homeclub.sales.assignment import duty_set
 from homeclub.sales.models import Assignment, Attribution, DutySlot, Visit
 from homeclub.sales.reception import visit_register
 
+from .threads import run_concurrently
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _run(*fns: Callable[[], Any]) -> list[Any]:
-    barrier = threading.Barrier(len(fns))
-    results: list[Any] = [None] * len(fns)
-
-    def wrap(i: int, fn: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn()
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrap, args=(i, f)) for i, f in enumerate(fns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+_run = run_concurrently
 
 
 @pytest.fixture(autouse=True)
