@@ -10,28 +10,20 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from homeclub.common.audit import audit_log
-from homeclub.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from homeclub.common.errors import Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_rows
 from homeclub.customers.models import CustomerProject
 from homeclub.org.models import OrgNode, User
 from homeclub.org.roles import Role
-from homeclub.org.scoping import ensure_can_write, ensure_project_in_scope, scope_of
+from homeclub.org.scoping import scope_of
 
 from .models import Assignment, DutyDay, DutySlot, Visit
 from .ownership import owner_set
-
-MANAGERS = frozenset({Role.ADMIN, Role.SALES_MANAGER})
+from .permissions import ensure_manager
 
 
 def local_day(at: dt.datetime | None = None) -> dt.date:
     return timezone.localdate(at or timezone.now())
-
-
-def ensure_manager(actor: Any, project_id: int) -> None:
-    ensure_can_write(actor)
-    ensure_project_in_scope(actor, project_id)
-    if scope_of(actor).role not in MANAGERS:
-        raise Forbidden(_("Only a sales manager may do this."), code="manager_only")
 
 
 def consultant_serves(user: Any, project_id: int) -> bool:

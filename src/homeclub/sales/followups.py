@@ -31,11 +31,11 @@ from homeclub.org.roles import Role
 from homeclub.org.scoping import ensure_can_write, ensure_project_in_scope, scope_of
 
 from .models import FollowUp
+from .permissions import MANAGERS, ensure_manager
 
 logger = logging.getLogger(__name__)
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
-MANAGERS = frozenset({Role.ADMIN, Role.SALES_MANAGER})
 NOTE_MAX = 2000
 # A second identical submit within this window (a double tap on a phone, a retry after a
 # dropped connection) returns the first follow-up instead of logging the contact twice.
@@ -102,20 +102,6 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 # --- who may do what ----------------------------------------------------------------------
-
-
-def is_manager(viewer: Any) -> bool:
-    return scope_of(viewer).role in MANAGERS
-
-
-def ensure_manager(actor: Any, project_id: int | None = None, *, write: bool = True) -> None:
-    """A sales manager or admin (of ``project_id`` when given), else Forbidden/NotFound."""
-    if write:
-        ensure_can_write(actor)
-    if project_id is not None:
-        ensure_project_in_scope(actor, project_id)
-    if not is_manager(actor):
-        raise Forbidden(_("Only a sales manager may do this."), code="manager_only")
 
 
 def link_for_writer(*, actor: Any, customer_id: int, project_id: int) -> CustomerProject:

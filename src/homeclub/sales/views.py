@@ -20,7 +20,6 @@ from homeclub.org.roles import Role
 from homeclub.org.scoping import get_scoped, projects_for, scope_of, scoped
 
 from .assignment import (
-    MANAGERS,
     assignment_override,
     duty_set,
     duty_slot_update,
@@ -34,6 +33,7 @@ from .attribution import (
     reason_label,
 )
 from .models import Assignment, DutySlot, MediaSource, VisitKind
+from .permissions import MANAGERS
 from .pipeline import funnel, stage_set
 from .reception import RECEPTION_ROLES, recognise, visit_get, visit_register, visits_for_customer
 
