@@ -117,6 +117,7 @@ def token_revoke(request: AuthedRequest, token_id: DbId) -> dict[str, Any]:
 
 
 from homeclub.channels.api import router as channels_router  # noqa: E402
+from homeclub.channels.api_commission import router as channels_commission_router  # noqa: E402
 from homeclub.club.api import router as club_router  # noqa: E402
 from homeclub.customers.api import router as customers_router  # noqa: E402
 from homeclub.inventory.api import router as inventory_router  # noqa: E402
@@ -134,3 +135,4 @@ api.add_router("/v1/inventory", inventory_router)
 api.add_router("/v1/sales", sales_router)
 api.add_router("/v1/sales", sales_work_router)
 api.add_router("/v1/channels", channels_router)
+api.add_router("/v1/channels", channels_commission_router)

@@ -448,7 +448,9 @@ def agent_profile_create(
     the org services, e.g. the demo's ``agent`` login)."""
     _ensure_channel_admin(actor)
     if user.role != Role.CHANNEL_AGENT:
-        raise ValidationFailed(fields={"user": [gettext("This user is not an active channel agent.")]})
+        raise ValidationFailed(
+            fields={"user": [gettext("This user is not an active channel agent.")]}
+        )
     try:
         phone = parse_phone(mobile, mobile_only=True)
     except InvalidPhone as exc:

@@ -45,6 +45,18 @@ NAV: tuple[NavItem, ...] = (
         "channels:manage",
         frozenset({R.ADMIN, R.CHANNEL_MANAGER, R.SALES_MANAGER, R.ANALYST}),
     ),
+    NavItem(
+        "commissions",
+        _("Commissions"),
+        "channels:commission_home",
+        frozenset({R.ADMIN, R.CHANNEL_MANAGER, R.SALES_MANAGER, R.ANALYST}),
+    ),
+    NavItem(
+        "my_commissions",
+        _("My commissions"),
+        "channels:commission_mine",
+        frozenset({R.CHANNEL_AGENT}),
+    ),
     NavItem("board", _("Sales control"), "inventory:board_index", STAFF),
     NavItem("org", _("Organisation"), "console:org_tree", STAFF),
     NavItem("tokens", _("API tokens"), "console:token_list", EVERYONE - {R.MEMBER}),

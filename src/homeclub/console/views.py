@@ -132,7 +132,9 @@ def _home_widgets(request: AuthedRequest) -> list[dict[str, Any]]:
                     "url": "channels:home",
                 }
             )
-            widgets.append({"title": gettext("My commissions"), "note": soon})
+            widgets.append(
+                {"title": gettext("My commissions"), "url": "channels:commission_mine", "note": ""}
+            )
     if role == Role.CLUB_OPERATOR:
         widgets.append({"title": gettext("Members"), "note": soon})
         widgets.append({"title": gettext("Upcoming events"), "note": soon})

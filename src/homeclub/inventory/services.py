@@ -152,6 +152,9 @@ def _after_deal(*, actor: Any, subscription: Subscription, event: str) -> None:
             project_id=subscription.project_id,
             status=event,
         )
+    from homeclub.channels.commissions import commission_on_deal
+
+    commission_on_deal(actor=actor, subscription=subscription, event=event)
 
 
 # --- buildings and units ----------------------------------------------------------------
@@ -787,6 +790,9 @@ def payment_record(
             target=contract,
             changes={"kind": kind, "amount": amount, "paid_on": paid_on},
         )
+        from homeclub.channels.commissions import commission_on_payment
+
+        commission_on_payment(actor=actor, contract=contract)
     contract.refresh_from_db()
     return payment
 
