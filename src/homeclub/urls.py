@@ -10,6 +10,8 @@ urlpatterns = [
     path("inventory/", include("homeclub.inventory.urls")),
     path("sales/", include("homeclub.sales.urls")),
     path("channels/", include("homeclub.channels.urls")),
+    path("points/", include("homeclub.points.urls")),
+    path("rewards/", include("homeclub.rewards.urls")),
     path("", include("homeclub.console.urls")),
 ]
 

@@ -10,4 +10,5 @@ urlpatterns = [
     path("reports/<int:pk>/", views.report_detail, name="report_detail"),
     path("manage/", views.manage, name="manage"),
     path("", include("homeclub.channels.urls_commission")),
+    path("", include("homeclub.channels.urls_risk")),
 ]

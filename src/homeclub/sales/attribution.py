@@ -21,7 +21,8 @@ from homeclub.customers.models import (
     TimelineEvent,
 )
 from homeclub.customers.timeline import timeline_append
-from homeclub.org.scoping import scoped
+from homeclub.org.roles import Role
+from homeclub.org.scoping import ensure_can_write, ensure_project_in_scope, scope_of, scoped
 
 from .assignment import ensure_manager
 from .claims import claim_sources
@@ -208,7 +209,12 @@ def attribution_override(
     """A manager's ruling: the winner becomes the candidate ``winner_ref`` (or the
     developer when empty). Overrides a decided attribution or settles one awaiting
     arbitration; the reason is required and audited; the sources hear of it."""
-    ensure_manager(actor, attribution.project_id)
+    if scope_of(actor).role == Role.CHANNEL_MANAGER and winner_ref.startswith("channel.report:"):
+        # A channel manager settles appeals and arbitration toward a channel report.
+        ensure_can_write(actor)
+        ensure_project_in_scope(actor, attribution.project_id)
+    else:
+        ensure_manager(actor, attribution.project_id)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed(fields={"reason": [_("Give a reason for the decision.")]})
