@@ -101,7 +101,11 @@ def main() -> int:
 
         from homeclub.common.phones import national
         from homeclub.customers.models import Customer
-        from homeclub.customers.selectors import customer_list, customer_lookup_phone
+        from homeclub.customers.selectors import (
+            customer_count,
+            customer_list,
+            customer_lookup_phone,
+        )
         from homeclub.org.models import User
 
         with connection.cursor() as cursor:
@@ -147,9 +151,10 @@ def main() -> int:
         raw.close()
 
         def list_page(q: str) -> None:
+            # As the console asks: the first page and the count capped at LIST_COUNT_CAP.
             qs = customer_list(viewer=manager, q=q)
             list(qs[:25])
-            qs.count()
+            customer_count(qs)
 
         lists = {}
         probes = {

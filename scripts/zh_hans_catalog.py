@@ -1809,6 +1809,7 @@ TRANSLATIONS: dict[str, str | list[str]] = {
     "--threads must be between 1 and 64.": "--threads 必须在 1 到 64 之间。",
     "The rehearsal broke invariants: %(names)s.": "演练破坏了不变量：%(names)s。",
     "Simulating the opening…": "正在模拟开盘……",
+    "More than %(n)s customers": "超过 %(n)s 位客户",
 }
 
 

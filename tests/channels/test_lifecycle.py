@@ -208,3 +208,18 @@ def test_erasure_wipes_name_and_number_from_the_persons_reports(world: Any) -> N
     assert Report.objects.get(pk=linked.pk).status == "visited"
     other.refresh_from_db()
     assert other.customer_name == "王先生" and other.protecting
+
+
+def test_erasing_the_customer_erases_their_reports_too(world: Any, make_user: Any) -> None:
+    from homeclub.customers.models import Customer
+    from homeclub.customers.privacy import customer_erase
+
+    report = world.report(world.a1, PHONE)
+    visit = world.visit(PHONE, agent=world.a1)
+    other = world.report(world.b1, "13900001111")
+    admin = make_user("admin")
+    customer_erase(actor=admin, customer=Customer.objects.get(pk=visit.customer_id), reason="PIPL")
+    report.refresh_from_db()
+    assert report.customer_name == "—" and report.phone_e164 == "" and not report.protecting
+    other.refresh_from_db()
+    assert other.customer_name == "王先生"

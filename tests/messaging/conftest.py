@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from homeclub.customers.models import Customer
+from homeclub.customers.models import Customer, CustomerProject
 from homeclub.messaging import backends
 from homeclub.messaging.gates import register_consent_provider, unregister_consent_provider
 from homeclub.messaging.models import OutboundMessage
@@ -22,7 +22,11 @@ def _clean_outbox() -> Iterator[None]:
 
 @pytest.fixture
 def customer(org: Any) -> Customer:
-    return Customer.objects.create(name="张三", mobile="+8613800138000", project=org.sz1)
+    customer = Customer.objects.create(name="张三", mobile="+8613800138000", project=org.sz1)
+    CustomerProject.objects.create(
+        customer=customer, project=org.sz1, first_seen_at=customer.created_at
+    )
+    return customer
 
 
 class Consent:

@@ -7,7 +7,7 @@ from typing import Any
 
 from homeclub.club.models import Member
 from homeclub.club.services import member_join
-from homeclub.customers.models import Customer
+from homeclub.customers.models import Customer, CustomerProject
 from homeclub.org.models import BusinessUnit, OrgNode
 from homeclub.points.models import Account, Entry, Lot, LotUse
 from homeclub.points.services import earn_rate_set, point_value_set
@@ -25,13 +25,18 @@ def make_units(group: OrgNode) -> dict[str, BusinessUnit]:
 
 def make_customer(project: OrgNode, *, birth: dt.date | None = None, **extra: Any) -> Customer:
     n = next(_seq)
-    return Customer.objects.create(
+    customer = Customer.objects.create(
         name=f"会员{n}",
         mobile=f"+86139{n:08d}",
         project=project,
         birth_date=birth if birth is not None else dt.date(1985, 5, 5),
         **extra,
     )
+    # Every customer has a link to its home project (scoping relies on it).
+    CustomerProject.objects.create(
+        customer=customer, project=project, owner=customer.owner, first_seen_at=customer.created_at
+    )
+    return customer
 
 
 def make_member(project: OrgNode, unit: BusinessUnit, **kwargs: Any) -> Member:

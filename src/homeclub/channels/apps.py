@@ -14,3 +14,9 @@ class ChannelsConfig(AppConfig):
         from .claims import report_claims
 
         register_claim_source("channel_report", report_claims)
+
+        from homeclub.customers.privacy import register_erasure_hook
+
+        from .services import reports_erase_personal_data
+
+        register_erasure_hook(reports_erase_personal_data)

@@ -152,10 +152,13 @@ class Customer(BaseModel):
         NOT_QUALIFIED = "not_qualified", _("Not qualified")
         PENDING = "pending", _("Being checked")
 
+    # Every customer has a CustomerProject row for its own project (``_link_project`` on
+    # create and on a project change, the import, the demo load; migration 0006 backfills):
+    # scoping tests the customer through that row alone, one index-driven EXISTS.
     scope = ScopeSpec(
         project="project",
         owner="owner",
-        via=(ScopeVia(model="customers.CustomerProject", link="customer"),),
+        via=(ScopeVia(model="customers.CustomerProject", link="customer", holds_home=True),),
     )
 
     # background
@@ -371,7 +374,11 @@ class Customer(BaseModel):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "owner"])]
+        indexes = [
+            models.Index(fields=["project", "owner"]),
+            # The list's order: its first page reads 25 index entries, not the whole table.
+            models.Index(fields=["-created_at", "-id"], name="customer_newest"),
+        ]
 
     def __str__(self) -> str:
         return self.name

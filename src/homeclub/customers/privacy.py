@@ -1,6 +1,7 @@
 """PIPL: marketing consent per channel, a person's copy of their data, and erasure."""
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -143,6 +144,17 @@ def customer_data_export(*, actor: Any, customer: Customer) -> dict[str, Any]:
 ERASED_NAME = "—"
 
 
+# Other domains that keep a person's data outside the archive (channel reports name the
+# person and their number) register a hook here from their AppConfig.ready; erasure calls
+# each inside its transaction, before the phone rows go: hook(customer_id=, phones=).
+_ERASURE_HOOKS: list[Callable[..., Any]] = []
+
+
+def register_erasure_hook(hook: Callable[..., Any]) -> None:
+    if hook not in _ERASURE_HOOKS:
+        _ERASURE_HOOKS.append(hook)
+
+
 def customer_erase(*, actor: Any, customer: Customer, reason: str = "") -> Customer:
     """Anonymise a person (PIPL art. 47): name, numbers, ID, addresses, profile, family,
     household links, tags, timeline texts and merge snapshots are wiped. The Customer row
@@ -173,6 +185,13 @@ def customer_erase(*, actor: Any, customer: Customer, reason: str = "") -> Custo
             erased_at=now,
             updated_at=now,
         )
+        phones = list(
+            CustomerPhone.objects.filter(customer=current).values_list("number", flat=True)
+        )
+        if current.mobile not in phones:
+            phones.append(current.mobile)
+        for hook in _ERASURE_HOOKS:
+            hook(customer_id=current.pk, phones=phones)
         Customer.objects.filter(pk=current.pk).update(**blank)
         CustomerPhone.objects.filter(customer=current).delete()
         FamilyMember.objects.filter(customer=current).delete()
