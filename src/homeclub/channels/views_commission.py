@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from homeclub.common.errors import DomainError, NotFound
+from homeclub.common.forms import form_errors_from
 from homeclub.common.http import AuthedRequest
 from homeclub.common.money import ZERO
 from homeclub.org.roles import EXPORT_ROW_LIMITS
@@ -157,15 +158,6 @@ class StatementForm(forms.Form):
         return month_bounds(first)
 
 
-def _add_errors(form: forms.Form, exc: DomainError) -> None:
-    if exc.fields:
-        for name, errors in exc.fields.items():
-            for error in errors:
-                form.add_error(name if name in form.fields else None, error)
-    else:
-        form.add_error(None, str(exc.message))
-
-
 @login_required
 def commission_home(request: AuthedRequest) -> HttpResponse:
     """Schemes per agency and project, and statements, of the manager's projects; the
@@ -202,7 +194,7 @@ def commission_home(request: AuthedRequest) -> HttpResponse:
                         note=data["note"],
                     )
                 except DomainError as exc:
-                    _add_errors(scheme_form, exc)
+                    form_errors_from(scheme_form, exc)
                 else:
                     messages.success(
                         request,
@@ -224,7 +216,7 @@ def commission_home(request: AuthedRequest) -> HttpResponse:
                         period_end=last,
                     )
                 except DomainError as exc:
-                    _add_errors(statement_form, exc)
+                    form_errors_from(statement_form, exc)
                 else:
                     return redirect("channels:commission_statement", pk=statement.pk)
     g = request.GET

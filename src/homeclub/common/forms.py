@@ -42,3 +42,15 @@ class IdNumberField(forms.CharField):
             return parse_id_number(text).number
         except ValidationFailed as exc:
             raise forms.ValidationError(str(exc.message), code=exc.code) from exc
+
+
+def form_errors_from(form: forms.Form, exc: Any) -> None:
+    """Put a service's ``DomainError`` on a form: field errors on their fields (or on the
+    form when it has no such field), else the message as a form error."""
+    fields = getattr(exc, "fields", None) or {}
+    if fields:
+        for name, errors in fields.items():
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+    else:
+        form.add_error(None, str(exc.message))

@@ -78,6 +78,12 @@ NAV: tuple[NavItem, ...] = (
     NavItem("my_appeals", _("My appeals"), "channels:appeals", frozenset({R.CHANNEL_AGENT})),
     NavItem("board", _("Sales control"), "inventory:board_index", STAFF),
     NavItem(
+        "approvals",
+        _("Discount approvals"),
+        "inventory:approvals",
+        frozenset({R.ADMIN, R.SALES_MANAGER}),
+    ),
+    NavItem(
         "members",
         _("Members"),
         "points:member_list",

@@ -20,6 +20,7 @@ from homeclub.api.errors import error_body
 from homeclub.api.models import ApiToken
 from homeclub.api.services import api_token_create, api_token_revoke
 from homeclub.common.errors import DomainError
+from homeclub.common.forms import form_errors_from
 from homeclub.common.http import AuthedRequest
 from homeclub.common.models import AuditEvent
 from homeclub.customers.forms import ARCHIVE_FORM_FIELDS, ConsentForm, CustomerArchiveForm
@@ -65,16 +66,6 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     pass
-
-
-def _form_errors_from(form: Any, exc: DomainError) -> None:
-    if exc.fields:
-        for name, errors in exc.fields.items():
-            target = name if name in form.fields else None
-            for error in errors:
-                form.add_error(target, error)
-    else:
-        form.add_error(None, str(exc.message))
 
 
 # --- home -------------------------------------------------------------------------------
@@ -477,7 +468,7 @@ def customer_create_view(request: AuthedRequest) -> HttpResponse:
                 **profile,
             )
         except DomainError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(request, gettext("Customer saved."))
             return redirect("console:customer_detail", pk=customer.pk)
@@ -520,7 +511,7 @@ def customer_edit_view(request: AuthedRequest, pk: int) -> HttpResponse:
         try:
             customer_update(actor=request.user, customer=customer, **changes)
         except DomainError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(request, gettext("Customer saved."))
             return redirect("console:customer_detail", pk=customer.pk)

@@ -351,11 +351,20 @@ def customer_lookup_phone(*, viewer: Any, phone: str) -> tuple[Customer | None, 
     from homeclub.common.phones import normalize_phone
 
     e164 = normalize_phone(phone)
-    pk = (
-        CustomerPhone.objects.filter(number=e164).values_list("customer_id", flat=True).first()
-        or Customer.objects.filter(mobile=e164).values_list("pk", flat=True).first()
+    # Every number of a customer, the primary one included, is a CustomerPhone row: one
+    # query answers the common case (a customer the viewer may see); a second one, only
+    # when nothing visible matched, tells "known to someone else" from "unknown".
+    owners = CustomerPhone.objects.filter(number=e164).values("customer_id")
+    visible = (
+        scoped(Customer.objects.select_related("project", "owner"), viewer)
+        .filter(pk__in=owners)
+        .order_by()
+        .first()
     )
-    if pk is None:
-        return None, False
-    visible = scoped(Customer.objects.select_related("project", "owner"), viewer).filter(pk=pk)
-    return visible.first(), True
+    if visible is not None:
+        return visible, True
+    exists = (
+        CustomerPhone.objects.filter(number=e164).exists()
+        or Customer.objects.filter(mobile=e164).exists()
+    )
+    return None, exists

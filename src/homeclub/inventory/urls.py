@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import urls_deals, views
 
 app_name = "inventory"
 
@@ -29,3 +29,5 @@ urlpatterns = [
     path("picks/<int:pick_id>/confirm/", views.opening_phone_confirm, name="pick_confirm"),
     path("openings/<int:opening_id>/staff/", views.opening_staff, name="opening_staff"),
 ]
+
+urlpatterns += urls_deals.urlpatterns

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from homeclub.common.errors import DomainError, ValidationFailed
+from homeclub.common.forms import form_errors_from
 from homeclub.common.http import AuthedRequest
 from homeclub.customers.selectors import phone_for
 from homeclub.org.models import BusinessUnit
@@ -234,15 +235,6 @@ def _active_units() -> Any:
     return BusinessUnit.objects.filter(is_active=True).order_by("kind", "code", "pk")
 
 
-def _form_errors_from(form: forms.Form, exc: DomainError) -> None:
-    if exc.fields:
-        for name, errors in exc.fields.items():
-            for error in errors:
-                form.add_error(name if name in form.fields else None, error)
-    else:
-        form.add_error(None, str(exc.message))
-
-
 def _rates_page(
     request: AuthedRequest,
     *,
@@ -288,7 +280,7 @@ def earn_rate_add(request: AuthedRequest) -> HttpResponse:
                 note=data["note"],
             )
         except DomainError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(
                 request,
@@ -314,7 +306,7 @@ def point_value_add(request: AuthedRequest) -> HttpResponse:
                 note=data["note"],
             )
         except DomainError as exc:
-            _form_errors_from(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(
                 request,

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from homeclub.common.errors import DomainError
+from homeclub.common.forms import form_errors_from
 from homeclub.common.http import AuthedRequest
 from homeclub.customers.models import CustomerProject
 from homeclub.customers.selectors import phone_for
@@ -85,15 +86,6 @@ def _project(request: AuthedRequest, raw: Any) -> OrgNode | None:
         return projects.filter(pk=pk).first()
     only = list(projects[:2])
     return only[0] if len(only) == 1 else None
-
-
-def _errors_into(form: forms.Form, exc: DomainError) -> None:
-    if exc.fields:
-        for name, errors in exc.fields.items():
-            for error in errors:
-                form.add_error(name if name in form.fields else None, error)
-    else:
-        form.add_error(None, str(exc.message))
 
 
 # --- today --------------------------------------------------------------------------------
@@ -174,7 +166,7 @@ def followup_new(request: AuthedRequest, customer_id: int) -> HttpResponse:
                 next_action=data["next_action"],
             )
         except DomainError as exc:
-            _errors_into(form, exc)
+            form_errors_from(form, exc)
         else:
             if request.htmx:
                 return render(
