@@ -11,6 +11,7 @@ urlpatterns = [
     path("sales/", include("homeclub.sales.urls")),
     path("channels/", include("homeclub.channels.urls")),
     path("points/", include("homeclub.points.urls")),
+    path("club/", include("homeclub.club.urls")),
     path("rewards/", include("homeclub.rewards.urls")),
     path("", include("homeclub.console.urls")),
 ]

@@ -120,11 +120,13 @@ from homeclub.channels.api import router as channels_router  # noqa: E402
 from homeclub.channels.api_commission import router as channels_commission_router  # noqa: E402
 from homeclub.channels.api_risk import router as channels_risk_router  # noqa: E402
 from homeclub.club.api import router as club_router  # noqa: E402
+from homeclub.club.card import router as club_card_router  # noqa: E402
 from homeclub.customers.api import router as customers_router  # noqa: E402
 from homeclub.inventory.api import router as inventory_router  # noqa: E402
 from homeclub.org.api import router as org_router  # noqa: E402
 from homeclub.points.api import router as points_router  # noqa: E402
 from homeclub.points.api_finance import router as points_finance_router  # noqa: E402
+from homeclub.points.api_rules import router as points_rules_router  # noqa: E402
 from homeclub.rewards.api import router as rewards_router  # noqa: E402
 from homeclub.sales.api import router as sales_router  # noqa: E402
 from homeclub.sales.api_work import router as sales_work_router  # noqa: E402
@@ -141,4 +143,6 @@ api.add_router("/v1/channels", channels_router)
 api.add_router("/v1/channels", channels_commission_router)
 api.add_router("/v1/channels", channels_risk_router)
 api.add_router("/v1/points/finance", points_finance_router)
+api.add_router("/v1/points", points_rules_router)
+api.add_router("/v1/club/card", club_card_router)
 api.add_router("/v1/rewards", rewards_router)

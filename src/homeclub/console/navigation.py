@@ -113,6 +113,13 @@ NAV: tuple[NavItem, ...] = (
     NavItem("points_mall", _("Points mall"), "rewards:catalogue", frozenset({R.MEMBER})),
     NavItem("my_orders", _("My orders"), "rewards:my_orders", frozenset({R.MEMBER})),
     NavItem("org", _("Organisation"), "console:org_tree", STAFF),
+    NavItem(
+        "earning_rules",
+        _("Earning rules"),
+        "points:rules",
+        frozenset({R.ADMIN, R.CLUB_OPERATOR, R.ANALYST}),
+    ),
+    NavItem("member_card", _("Member card"), "club:card", frozenset({R.MEMBER})),
     NavItem("tokens", _("API tokens"), "console:token_list", EVERYONE - {R.MEMBER}),
     NavItem("audit", _("Audit log"), "console:audit_list", frozenset({R.ADMIN, R.ANALYST})),
 )

@@ -8,6 +8,7 @@ Invariants (kept by the services, backed by constraints):
   recorded once however often it is sent.
 """
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -290,3 +291,228 @@ class LotUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry_id} used {self.points} of lot {self.lot_id}"
+
+
+class EarningRule(models.Model):
+    """One version of an earning rule (see ``earning_rules`` for units and caps).
+
+    Rows are never edited: a change is a new row with the same ``code``, the next
+    ``version`` and its own ``valid_from``; from then on it replaces the earlier
+    versions. Entries record ``code@vN`` (``Entry.rule_version``), so a past entry always
+    names the version that made it. ``is_active=False`` on a version switches the rule
+    off from its ``valid_from``."""
+
+    class Trigger(models.TextChoices):
+        SUBSCRIPTION = "subscription", _("Subscription")
+        CONTRACT = "contract", _("Contract signing")
+        REFERRAL_DEAL = "referral_deal", _("Referral deal")
+        EVENT_ATTENDANCE = "event_attendance", _("Event attendance")
+        ADOPTED_SUGGESTION = "adopted_suggestion", _("Adopted suggestion")
+        MAGAZINE_CONTRIBUTION = "magazine_contribution", _("Magazine contribution")
+        DAILY_CHECK_IN = "daily_check_in", _("Daily check-in")
+        SURVEY = "survey", _("Survey")
+        MERCHANT_SPEND = "merchant_spend", _("Merchant spend")
+        MANUAL = "manual", _("Manual")
+
+    class Formula(models.TextChoices):
+        FIXED = "fixed", _("Fixed points")
+        PER_YUAN = "per_yuan", _("Per yuan × rate")
+
+    class Unit(models.TextChoices):
+        CLUB = "club", _("Club points")
+        BU = "bu", _("Business unit's own units")
+
+    code = models.SlugField(_("code"), max_length=32)
+    version = models.PositiveIntegerField(_("version"))
+    name = models.CharField(_("name"), max_length=100)
+    trigger = models.CharField(_("trigger"), max_length=30, choices=Trigger.choices)
+    formula = models.CharField(_("formula"), max_length=10, choices=Formula.choices)
+    fixed_points = models.PositiveIntegerField(_("fixed points"), default=0)
+    rate_per_yuan = models.DecimalField(
+        _("rate per yuan"), max_digits=14, decimal_places=4, default=Decimal("0")
+    )
+    unit = models.CharField(_("points unit"), max_length=4, choices=Unit.choices, default=Unit.CLUB)
+    apply_tier_multiplier = models.BooleanField(_("apply tier multiplier"), default=True)
+    cap_per_day = models.PositiveIntegerField(_("cap per day"), null=True, blank=True)
+    cap_per_month = models.PositiveIntegerField(_("cap per month"), null=True, blank=True)
+    valid_from = models.DateTimeField(_("valid from"))
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    pending = models.BooleanField(_("pending until confirmed"), default=False)
+    business_unit = models.ForeignKey(
+        BusinessUnit, verbose_name=_("business unit"), on_delete=models.PROTECT, related_name="+"
+    )
+    projects = models.ManyToManyField(
+        "org.OrgNode", verbose_name=_("projects"), blank=True, related_name="+"
+    )
+    business_units = models.ManyToManyField(
+        BusinessUnit, verbose_name=_("business units"), blank=True, related_name="+"
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("earning rule")
+        verbose_name_plural = _("earning rules")
+        ordering = ["trigger", "code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="points_rule_version_once"),
+            models.UniqueConstraint(fields=["code", "valid_from"], name="points_rule_from_once"),
+            models.CheckConstraint(
+                condition=Q(rate_per_yuan__gte=0), name="points_rule_rate_gte_0"
+            ),
+        ]
+        indexes = [models.Index(fields=["trigger", "valid_from"], name="points_rule_trigger_idx")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise RuntimeError("earning rule versions are never edited: add a new version")
+        super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        return f"{self.code}@v{self.version}"
+
+
+class EarningCounter(models.Model):
+    """Club points a rule (all versions of one code) gave a member in one local day
+    (``period="d"``) or month (``"m"``). Moved only under a row lock, in the transaction
+    that records the grant: two concurrent acts can never both pass a cap."""
+
+    member = models.ForeignKey(
+        "club.Member", verbose_name=_("member"), on_delete=models.PROTECT, related_name="+"
+    )
+    rule_code = models.CharField(_("rule code"), max_length=32)
+    period = models.CharField(_("period"), max_length=1)
+    period_start = models.DateField(_("period start"))
+    points = models.BigIntegerField(_("points"), default=0)
+
+    class Meta:
+        verbose_name = _("earning counter")
+        verbose_name_plural = _("earning counters")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "rule_code", "period", "period_start"],
+                name="points_counter_once",
+            ),
+            models.CheckConstraint(condition=Q(points__gte=0), name="points_counter_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.rule_code} {self.period}{self.period_start}: {self.points}"
+
+
+class EarningGrant(models.Model):
+    """What the rules engine decided for one source: which rule version, how many points
+    it wanted and how many the caps let through, and the ledger entry (if any). Unique
+    per source, so a retry reuses the decision instead of counting against the caps
+    again."""
+
+    class Outcome(models.TextChoices):
+        AWARDED = "awarded", _("Awarded")
+        CAPPED = "capped", _("Capped to zero")
+        ZERO = "zero", _("Formula gave zero points")
+
+    source_type = models.CharField(_("source type"), max_length=40)
+    source_id = models.CharField(_("source id"), max_length=64)
+    member = models.ForeignKey(
+        "club.Member", verbose_name=_("member"), on_delete=models.PROTECT, related_name="+"
+    )
+    rule = models.ForeignKey(
+        EarningRule, verbose_name=_("rule"), on_delete=models.PROTECT, related_name="grants"
+    )
+    wanted = models.BigIntegerField(_("points wanted"))
+    points = models.BigIntegerField(_("points granted"))
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
+    day = models.DateField(_("day"))
+    entry = models.OneToOneField(
+        Entry,
+        verbose_name=_("entry"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="grant",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("earning grant")
+        verbose_name_plural = _("earning grants")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_type", "source_id"], name="points_grant_once_per_source"
+            ),
+            models.CheckConstraint(
+                condition=Q(points__gte=0, points__lte=F("wanted")), name="points_grant_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_type}:{self.source_id} → {self.points}"
+
+
+class AdjustmentRequest(models.Model):
+    """A manual adjustment waiting for a second person's approval (four eyes). Approval
+    calls ``points_adjust`` with the reference ``adjreq-<id>``, so it adjusts once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting approval")
+        APPROVING = "approving", _("Being approved")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    member = models.ForeignKey(
+        "club.Member", verbose_name=_("member"), on_delete=models.PROTECT, related_name="+"
+    )
+    points = models.BigIntegerField(_("points"))
+    reason = models.CharField(_("reason"), max_length=200)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(_("requested at"))
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    entry = models.OneToOneField(
+        Entry,
+        verbose_name=_("entry"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="adjustment_request",
+    )
+
+    class Meta:
+        verbose_name = _("adjustment request")
+        verbose_name_plural = _("adjustment requests")
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(points=0), name="points_adjreq_nonzero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjustment #{self.pk}: {self.points:+d} ({self.status})"

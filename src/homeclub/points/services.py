@@ -688,6 +688,7 @@ def points_award(
     pending: bool = False,
     at: dt.datetime | None = None,
     rule_version: str = "",
+    apply_tier_multiplier: bool = True,
 ) -> Entry:
     """Award club points for one source (a receipt, a contract, a check-in …).
 
@@ -724,7 +725,7 @@ def points_award(
     # The member's tier multiplies the award; a retry then answers with the first entry
     # whatever the multiplier is now (the tier may have changed in between).
     check: int | None = amount
-    if tiers_configured():
+    if apply_tier_multiplier and tiers_configured():
         factor = points_multiplier(member.pk)
         if factor != 1:
             amount = int((Decimal(amount) * factor).to_integral_value(rounding=ROUND_DOWN))

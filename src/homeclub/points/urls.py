@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import urls_rules, views
 
 app_name = "points"
 
@@ -18,3 +18,5 @@ urlpatterns = [
     path("rates/earn/", views.earn_rate_add, name="earn_rate_add"),
     path("rates/value/", views.point_value_add, name="point_value_add"),
 ]
+
+urlpatterns += urls_rules.urlpatterns
