@@ -89,3 +89,55 @@ def seed_sales_office(ctx: "DemoContext") -> None:
             stage_set(actor=owner, link=link, stage="intent", intent_grade=rng.choice("ABCD"))
         elif i % 7 == 0:
             stage_set(actor=owner, link=link, stage="lost", reason="预算不足")
+
+
+def seed_club(ctx: "DemoContext") -> None:
+    """Rates and a point value, members with some points (the ``member`` login is one of
+    them) and a small rewards catalogue, all through the domains' services."""
+    from decimal import Decimal
+
+    from homeclub.club.services import member_join
+    from homeclub.org.models import BusinessUnit
+    from homeclub.points.services import earn_rate_set, point_value_set, points_award
+    from homeclub.rewards.catalogue import item_create
+
+    admin = ctx.users["admin"]
+    start = timezone.now() - dt.timedelta(days=400)
+    units = {bu.code: bu for bu in BusinessUnit.objects.all()}
+    rates = {"residential": "1000", "commercial": "1", "hotel": "2", "property": "1"}
+    for code, rate in rates.items():
+        if code in units:
+            earn_rate_set(
+                actor=admin, business_unit=units[code], points_per_unit=rate, valid_from=start
+            )
+    point_value_set(actor=admin, yuan_per_point=Decimal("0.10"), valid_from=start)
+    home = units.get("residential") or next(iter(units.values()), None)
+    if home is None:
+        return
+    candidates = list(
+        Customer.objects.filter(
+            birth_date__isnull=False, birth_date__lt=dt.date(2000, 1, 1)
+        ).order_by("pk")[:12]
+    )
+    member_user = ctx.users.get("member")
+    for i, customer in enumerate(candidates):
+        member = member_join(
+            actor=admin,
+            customer=customer,
+            business_unit=home,
+            user=member_user if i == 0 else None,
+        )
+        points_award(
+            actor=admin,
+            member=member,
+            business_unit=units.get("commercial", home),
+            source_type="demo.receipt",
+            source_id=f"demo-{member.pk}",
+            points=500 + 100 * i,
+            reason="商场消费",
+        )
+    item_create(
+        actor=admin, kind="gift", name="定制保温杯", points_price=300, stock=50, per_member_limit=2
+    )
+    item_create(actor=admin, kind="parking", name="商场停车券（2小时）", points_price=100)
+    item_create(actor=admin, kind="fee_offset", name="物业费抵扣 50 元", yuan_value=Decimal("50"))

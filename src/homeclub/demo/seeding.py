@@ -318,10 +318,11 @@ STEPS: list[Step] = [create_org, create_staff, load_customers]
 
 
 def _sales_office(ctx: DemoContext) -> None:
-    from .sales_demo import seed_channels, seed_sales_office
+    from .sales_demo import seed_channels, seed_club, seed_sales_office
 
     seed_sales_office(ctx)
     seed_channels(ctx)
+    seed_club(ctx)
 
 
 # Run after the load commits, through the domains' own services.
