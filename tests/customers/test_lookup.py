@@ -32,3 +32,21 @@ def test_lookup_answers_by_scope_in_one_query(
     assert found is None and exists
     found, exists = customer_lookup_phone(viewer=manager, phone="13700000000")
     assert found is None and not exists
+
+
+def test_changing_the_archive_consultant_moves_the_home_link_too(org: Any, make_user: Any) -> None:
+    from homeclub.customers.models import CustomerProject
+    from homeclub.customers.services import customer_update
+    from homeclub.org.scoping import scoped
+
+    manager = make_user("sales_manager", org.sz1)
+    c1 = make_user("sales_consultant", org.sz1)
+    c2 = make_user("sales_consultant", org.sz1)
+    customer = customer_create(
+        actor=manager, name="李四", mobile="13800138001", project=org.sz1, owner=c1
+    )
+    customer_update(actor=manager, customer=customer, owner=c2)
+    link = CustomerProject.objects.get(customer=customer, project=org.sz1)
+    assert link.owner == c2
+    assert list(scoped(type(customer).objects.all(), c2)) == [customer]
+    assert list(scoped(type(customer).objects.all(), c1)) == []

@@ -408,6 +408,12 @@ def customer_update(*, actor: Any, customer: Customer, **changes: Any) -> Custom
                 _move_primary(current, old_mobile)
             if "project" in changed:
                 _link_project(current, current.project, current.owner)
+            if "owner" in changed or "project" in changed:
+                # The archive's consultant is the home project's consultant: keep the two
+                # in step (scoping and the sales office read the link).
+                CustomerProject.objects.filter(
+                    customer=current, project_id=current.project_id
+                ).update(owner_id=current.owner_id, updated_at=timezone.now())
             audit_log(
                 actor=actor,
                 action=AuditEvent.Action.UPDATE,
