@@ -343,3 +343,17 @@ def test_fast_pinyin_agrees_with_rules() -> None:
     names = [p.name for p in PeopleGenerator(3).people(20000)] + ["单雄信", "曾国藩", "Tom Li"]
     for name in names:
         assert pinyin_of(name) == (name_pinyin(name), name_initials(name)), name
+
+
+def test_an_overwritten_consultant_moves_the_home_link_too(
+    org: Any, admin: User, make_user: Callable[..., User]
+) -> None:
+    consultant = make_user("sales_consultant", org.sz1)
+    run_import(admin, org.sz1, csv_bytes([["甲", "13912340001", "", "", "", "", "", ""]]))
+    header = ["姓名", "手机号", "置业顾问"]
+    data = "\n".join([",".join(header), f"甲,13912340001,{consultant.username}"]).encode()
+    job = run_import(admin, org.sz1, data, policy="overwrite")
+    assert job.updated_count == 1
+    c = Customer.objects.get()
+    assert c.owner == consultant
+    assert CustomerProject.objects.get(customer=c, project=org.sz1).owner == consultant

@@ -24,7 +24,7 @@ from typing import IO, Any
 import xlsxwriter
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -52,7 +52,14 @@ from .imports import (
     read_rows,
     suggest_mapping,
 )
-from .models import Customer, CustomerPhone, ImportJob, ImportPolicy, ImportRowError
+from .models import (
+    Customer,
+    CustomerPhone,
+    CustomerProject,
+    ImportJob,
+    ImportPolicy,
+    ImportRowError,
+)
 
 BATCH_SIZE = 5000
 Progress = Callable[[int, int], None]
@@ -538,6 +545,13 @@ def _write_batch(
             want["name_pinyin"] = name_pinyin(want["name"])
             want["name_initials"] = name_initials(want["name"])
         Customer.objects.filter(pk=pk).update(**want, updated_at=now)
+        if "owner_id" in want:
+            # The archive's consultant is the home project's consultant (as customer_update
+            # keeps it): move the home link with it.
+            home = Customer.objects.filter(pk=pk).values("project_id")[:1]
+            CustomerProject.objects.filter(customer_id=pk, project_id=Subquery(home)).update(
+                owner_id=want["owner_id"], updated_at=now
+            )
     return created, len(changes)
 
 
