@@ -255,3 +255,23 @@ def test_entries_are_append_only(member: Any, units: Any) -> None:
         e.save()
     with pytest.raises(RuntimeError):
         e.delete()
+
+
+def test_a_retried_redemption_answers_with_the_first_entry_even_when_the_balance_is_low(
+    member: Any, units: Any
+) -> None:
+    award(member, units["commercial"], 50, "a", at=T0)
+    first = points_redeem(
+        actor=None, member=member, points=40, source_type="order", source_id="r1", at=T0
+    )
+    # The balance (10) could not pay 40 again: the retry still gets the recorded entry.
+    again = points_redeem(
+        actor=None, member=member, points=40, source_type="order", source_id="r1", at=T0
+    )
+    assert again.pk == first.pk
+    with pytest.raises(Conflict) as exc:
+        points_redeem(
+            actor=None, member=member, points=40, source_type="order", source_id="r2", at=T0
+        )
+    assert exc.value.code == "insufficient_points"
+    assert_ledger_consistent(member.account)

@@ -893,6 +893,14 @@ def points_redeem(
             )
         except IntegrityError as exc:
             return _idempotent(source_type, source_id, Kind.REDEEM, amount, exc)
+        except Conflict as exc:
+            # A retry of a redemption already recorded answers with the first entry, even
+            # if the balance is now too low for the amount a second time.
+            if exc.code == "insufficient_points":
+                existing = _existing(source_type, source_id, Kind.REDEEM)
+                if existing is not None:
+                    return _same_or_conflict(existing, amount)
+            raise
         except _DueLots as due:
             # Rare: some lots passed their date and the expiry job has not run yet.
             # Expire them first (their own transaction, as the job would), then retry.
