@@ -1,11 +1,9 @@
 """Report races on real PostgreSQL connections (threads, each with its own connection)."""
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from homeclub.channels.models import Report
 from homeclub.channels.services import AlreadyReported, report_create, reports_expire
@@ -13,30 +11,14 @@ from tests.channels.conftest import age, world
 
 __all__ = ["world"]
 
+from .threads import run_concurrently
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def together(n: int, fn: Callable[[int], Any]) -> list[Any]:
     """``fn(i)`` for i < n, each on its own thread and connection, released at once."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait()
-            try:
-                results[i] = fn(i)
-            except Exception as exc:
-                results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    return run_concurrently(*[(lambda i=i: fn(i)) for i in range(n)])
 
 
 def _agents(world: Any, n: int) -> list[Any]:

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from homeclub.common.audit import audit_log
 from homeclub.common.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
-from homeclub.common.phones import InvalidPhone, parse_phone
+from homeclub.common.phones import InvalidPhone, parse_phone_field
 from homeclub.customers.models import CustomerPhone, TimelineEvent
 from homeclub.customers.timeline import timeline_append
 from homeclub.org.models import OrgNode
@@ -404,10 +404,7 @@ def agent_create(
     _ensure_channel_admin(actor)
     if agency is not None and not scoped(Agency.objects.filter(pk=agency.pk), actor).exists():
         raise NotFound(_("Agency not found."), code="agency_not_found")
-    try:
-        phone = parse_phone(mobile, mobile_only=True)
-    except InvalidPhone as exc:
-        raise ValidationFailed(fields={"mobile": [str(exc.message)]}) from exc
+    phone = parse_phone_field(mobile, "mobile", mobile_only=True)
     name = (name or "").strip()[:60]
     if not name:
         raise ValidationFailed(fields={"name": [gettext("Enter the agent's name.")]})
@@ -451,10 +448,7 @@ def agent_profile_create(
         raise ValidationFailed(
             fields={"user": [gettext("This user is not an active channel agent.")]}
         )
-    try:
-        phone = parse_phone(mobile, mobile_only=True)
-    except InvalidPhone as exc:
-        raise ValidationFailed(fields={"mobile": [str(exc.message)]}) from exc
+    phone = parse_phone_field(mobile, "mobile", mobile_only=True)
     try:
         with transaction.atomic(durable=True):
             agent = Agent.objects.create(

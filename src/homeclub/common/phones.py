@@ -65,6 +65,15 @@ def parse_phone(raw: str, *, mobile_only: bool = False) -> Phone:
     )
 
 
+def parse_phone_field(raw: str, field: str, *, mobile_only: bool = False) -> Phone:
+    """:func:`parse_phone` for a form or service field: an invalid number becomes a
+    :class:`ValidationFailed` with the message on ``field``."""
+    try:
+        return parse_phone(raw, mobile_only=mobile_only)
+    except InvalidPhone as exc:
+        raise ValidationFailed(fields={field: [str(exc.message)]}) from exc
+
+
 def normalize_phone(raw: str, *, mobile_only: bool = False) -> str:
     """The E.164 key of a number, or :class:`InvalidPhone`."""
     return parse_phone(raw, mobile_only=mobile_only).e164

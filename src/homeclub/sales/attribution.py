@@ -22,7 +22,13 @@ from homeclub.customers.models import (
 )
 from homeclub.customers.timeline import timeline_append
 from homeclub.org.roles import Role
-from homeclub.org.scoping import ensure_can_write, ensure_project_in_scope, scope_of, scoped
+from homeclub.org.scoping import (
+    ensure_can_write,
+    ensure_project_in_scope,
+    get_scoped,
+    scope_of,
+    scoped,
+)
 
 from .assignment import ensure_manager
 from .claims import claim_sources
@@ -313,8 +319,6 @@ def arbitration_queue(*, viewer: Any, project_id: int | None = None) -> QuerySet
 
 
 def attribution_get(*, viewer: Any, pk: Any) -> Attribution:
-    from homeclub.org.scoping import get_scoped
-
     return get_scoped(
         Attribution.objects.select_related("project", "customer", "visit", "rule_set"),
         viewer,

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from homeclub.common.audit import audit_log
 from homeclub.common.errors import Forbidden, NotFound, ValidationFailed
 from homeclub.common.locking import lock_rows
-from homeclub.common.phones import InvalidPhone, parse_phone
+from homeclub.common.phones import InvalidPhone, parse_phone, parse_phone_field
 from homeclub.customers.models import (
     ContactSource,
     Customer,
@@ -31,21 +31,20 @@ from homeclub.customers.services import customer_find_or_create
 from homeclub.customers.timeline import timeline_append
 from homeclub.org.models import OrgNode, User
 from homeclub.org.roles import Role
-from homeclub.org.scoping import ensure_can_write, ensure_project_in_scope, scope_of
+from homeclub.org.scoping import ensure_can_write, ensure_project_in_scope, get_scoped, scope_of
 
 from .assignment import consultant_serves, next_on_duty
 from .attribution import attribution_store, collect_claims
 from .models import Assignment, MediaSource, Novelty, Visit, VisitCompanion, VisitKind
 from .ownership import owner_set
 from .pipeline import stage_move
-from .rules import attribute
+from .rules import VisitFacts, attribute
 from .ruleset import as_rules, ruleset_current
 
 RECEPTION_ROLES = frozenset({Role.ADMIN, Role.SALES_MANAGER, Role.SALES_CONSULTANT})
 # A second registration of the same person at the same project within this time is the
 # same visit (two receptionists, a double tap, a retried request): it returns the first.
 SAME_VISIT = dt.timedelta(minutes=30)
-DEAL_STAGES = (PipelineStage.SUBSCRIBED, PipelineStage.SIGNED, PipelineStage.OWNER)
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,7 @@ class Recognition:
 
 
 def _phone(raw: str) -> str:
-    try:
-        return parse_phone(raw).e164
-    except InvalidPhone as exc:
-        raise ValidationFailed(fields={"phone": [str(exc.message)]}) from exc
+    return parse_phone_field(raw, "phone").e164
 
 
 def _ensure_reception(actor: Any, project_id: int) -> None:
@@ -186,7 +182,9 @@ def visit_register(
         raise ValidationFailed(
             fields={"visited_at": [_("The visit time cannot be in the future.")]}
         )
-    if _customer_id_for(e164) is None and not name:
+    # A name is needed only for someone new; look them up only when none was typed
+    # (find-or-create below looks the number up anyway).
+    if not name and _customer_id_for(e164) is None:
         raise ValidationFailed(fields={"name": [_("Enter the visitor's name.")]})
     customer, _created = customer_find_or_create(
         actor=actor,
@@ -321,9 +319,7 @@ def _novelty(link: CustomerProject) -> str:
     return Novelty.NEW
 
 
-def _facts(visit: Visit) -> Any:
-    from .rules import VisitFacts
-
+def _facts(visit: Visit) -> VisitFacts:
     return VisitFacts(visited_at=visit.visited_at, kind=visit.kind, agent_id=visit.agent_id)
 
 
@@ -338,8 +334,6 @@ def _choose_consultant(link: CustomerProject, project_id: int, at: dt.datetime) 
 def visit_get(*, viewer: Any, pk: Any) -> Visit:
     """A visit in the viewer's scope — or one they registered themselves in a project they
     work in (a consultant at the desk sees the answer for a visitor given to a colleague)."""
-    from homeclub.org.scoping import get_scoped
-
     qs = Visit.objects.select_related("customer", "project", "consultant", "agent")
     try:
         return get_scoped(qs, viewer, pk=pk)
