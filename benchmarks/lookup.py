@@ -114,11 +114,11 @@ def main() -> int:
         manager = User.objects.get(username="manager")
         total = Customer.objects.count()
         sample = list(
-            Customer.objects.order_by("?").values_list("mobile", "name_pinyin", "name_initials")[
-                : args.lookups // 2
-            ]
+            Customer.objects.order_by("?").values_list(
+                "mobile", "name_pinyin", "name_initials", "name"
+            )[: args.lookups // 2]
         )
-        known = [national(m) for m, _p, _i in sample]
+        known = [national(s[0]) for s in sample]
         unknown = [f"199{rng.randrange(10**8):08d}" for _ in range(len(known))]
         taken = set(
             Customer.objects.filter(mobile__in=["+86" + u for u in unknown]).values_list(
@@ -162,6 +162,10 @@ def main() -> int:
             "pinyin": [s[1] for s in sample[: args.list_runs]],
             "initials": [s[2] for s in sample[: args.list_runs]],
             "phone_tail": [national(s[0])[-4:] for s in sample[: args.list_runs]],
+            # Chinese characters: the full name (trigram index), and the last two
+            # characters (a given name: too short for trigrams, see migration 0008).
+            "name": [s[3] for s in sample[: args.list_runs]],
+            "name_2_chars": [s[3][-2:] for s in sample[: args.list_runs]],
         }
         for name, queries in probes.items():
             list_page(queries[0])  # warm

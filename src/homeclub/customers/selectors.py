@@ -1,12 +1,16 @@
 """Reads of the customer archive, always scoped to the viewer."""
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Reverse
 from django.db.models.lookups import Exact
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 from django.utils import timezone
 
 from homeclub.common.masking import mask_id_number, mask_phone
@@ -138,7 +142,9 @@ def customer_list(
                 return qs.none()
             qs = qs.filter(_number_ends_with(digits))
         else:
-            cond = Q(name__icontains=q)
+            # Text without letter case (Chinese characters) needs no case folding, and
+            # plain LIKE is what the trigram index (migration 0008) serves.
+            cond = Q(name__contains=q) if q.lower() == q.upper() else Q(name__icontains=q)
             latin = q.lower().replace(" ", "")
             if latin.isascii() and latin.isalpha():
                 # Every branch can use an index, so PostgreSQL ORs three index scans.
@@ -346,25 +352,151 @@ def stale_report(*, viewer: Any, now: dt.datetime | None = None) -> dict[str, in
     }
 
 
+# A placeholder for the phone in the compiled lookup SQL; never a valid number.
+_LOOKUP_SENTINEL = "+86-lookup-sentinel"
+_LOOKUP_PLANS_MAX = 256
+
+
+@dataclass(frozen=True)
+class _LookupPlan:
+    """The reception lookup compiled once per viewer scope and database connection."""
+
+    sql: str
+    params: tuple[Any, ...]
+    phone_at: tuple[int, ...]
+    compiler: Any
+    converters: Any
+    init_list: tuple[str, ...]
+    start: int
+    end: int
+    populators: tuple[Any, ...]
+
+
+def _lookup_plan(viewer: Any) -> _LookupPlan:
+    """The lookup's SQL for this viewer's scope, compiled by the ORM once and reused.
+
+    Compiling the scoped ``select_related`` query costs about a millisecond of Python per
+    call, and planning it as much again in PostgreSQL, against ~0.1 ms for running it. The
+    ORM compiles it here, once per (connection, scope), with a sentinel where the phone
+    goes; the scope is part of the key, so the SQL always carries the viewer's own
+    conditions. The statement is (on PostgreSQL) prepared, so it is planned once too."""
+    cache: dict[Any, _LookupPlan] = connection.__dict__.setdefault("_homeclub_lookup_plans", {})
+    scope = scope_of(viewer)
+    plan = cache.get(scope)
+    if plan is not None:
+        return plan
+    phone_table = connection.ops.quote_name(CustomerPhone._meta.db_table)
+    customer_table = connection.ops.quote_name(Customer._meta.db_table)
+    number = connection.ops.quote_name(CustomerPhone._meta.get_field("number").column)
+    mobile = connection.ops.quote_name(Customer._meta.get_field("mobile").column)
+    exists_sql = (
+        f"(EXISTS (SELECT 1 FROM {phone_table} WHERE {number} = %s)"  # noqa: S608
+        f" OR EXISTS (SELECT 1 FROM {customer_table} WHERE {mobile} = %s)) AS hc_exists"
+    )
+    owners = CustomerPhone.objects.filter(number=_LOOKUP_SENTINEL).values("customer_id")
+    qs = (
+        scoped(Customer.objects.select_related("project", "owner"), viewer)
+        .filter(pk__in=owners)
+        .order_by()[:1]
+    )
+    compiler = qs.query.get_compiler(connection=connection)
+    try:
+        visible_sql, visible_params = compiler.as_sql()
+    except EmptyResultSet:  # the viewer sees no customer at all
+        plan = _LookupPlan(
+            sql=f"SELECT NULL AS hc_none, {exists_sql}",
+            params=(_LOOKUP_SENTINEL, _LOOKUP_SENTINEL),
+            phone_at=(0, 1),
+            compiler=None,
+            converters=None,
+            init_list=(),
+            start=0,
+            end=0,
+            populators=(),
+        )
+    else:
+        # One statement answers every case: the visible customer's row (or NULLs) and
+        # whether the number belongs to anybody at all; ``(SELECT 1) LEFT JOIN (…)`` keeps
+        # exactly one row.
+        params = (_LOOKUP_SENTINEL, _LOOKUP_SENTINEL, *visible_params)
+        phone_at = tuple(i for i, value in enumerate(params) if value == _LOOKUP_SENTINEL)
+        if len(phone_at) != 3:  # the two EXISTS and the visible query's own
+            raise RuntimeError("the lookup SQL does not carry the phone where expected")
+        klass_info = compiler.klass_info
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        plan = _LookupPlan(
+            sql=(
+                f"SELECT hc_visible.*, {exists_sql} FROM (SELECT 1 AS hc_one) hc_one"  # noqa: S608
+                f" LEFT JOIN ({visible_sql}) hc_visible ON 1 = 1"
+            ),
+            params=params,
+            phone_at=phone_at,
+            compiler=compiler,
+            converters=compiler.get_converters(
+                [expr for expr, _sql, _alias in compiler.select[: compiler.col_count]]
+            ),
+            init_list=tuple(f[0].target.attname for f in compiler.select[start:end]),
+            start=start,
+            end=end,
+            populators=tuple(get_related_populators(klass_info, compiler.select, connection.alias)),
+        )
+    if len(cache) >= _LOOKUP_PLANS_MAX:
+        cache.clear()
+    cache[scope] = plan
+    return plan
+
+
+_prepared_cursor_class: Any = None
+
+
+def _prepared_cursor() -> Any:
+    """A cursor whose statements PostgreSQL prepares (plans once per connection), wrapped
+    like every Django cursor, so query logging and execute wrappers still see it. Django's
+    own cursors bind parameters client-side, which can never be prepared."""
+    global _prepared_cursor_class
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:  # PG_PREPARE=false
+        return connection.cursor()
+    if _prepared_cursor_class is None:
+        from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+            ServerBindingCursor,
+        )
+
+        class PreparedCursor(ServerBindingCursor):
+            def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+                kwargs["prepare"] = True
+                return super().execute(query, params, **kwargs)
+
+        _prepared_cursor_class = PreparedCursor
+    wrap = connection._prepare_cursor  # type: ignore[attr-defined]
+    return wrap(_prepared_cursor_class(connection.connection))
+
+
 def customer_lookup_phone(*, viewer: Any, phone: str) -> tuple[Customer | None, bool]:
-    """(the customer in scope or None, whether the number belongs to anybody at all)."""
+    """(the customer in scope or None, whether the number belongs to anybody at all).
+
+    One statement, compiled once per viewer scope (:func:`_lookup_plan`). Every number of a
+    customer, the primary one included, is a CustomerPhone row; an erased customer keeps a
+    number on the archive row alone, which the second EXISTS covers."""
     from homeclub.common.phones import normalize_phone
 
     e164 = normalize_phone(phone)
-    # Every number of a customer, the primary one included, is a CustomerPhone row: one
-    # query answers the common case (a customer the viewer may see); a second one, only
-    # when nothing visible matched, tells "known to someone else" from "unknown".
-    owners = CustomerPhone.objects.filter(number=e164).values("customer_id")
-    visible = (
-        scoped(Customer.objects.select_related("project", "owner"), viewer)
-        .filter(pk__in=owners)
-        .order_by()
-        .first()
-    )
-    if visible is not None:
-        return visible, True
-    exists = (
-        CustomerPhone.objects.filter(number=e164).exists()
-        or Customer.objects.filter(mobile=e164).exists()
-    )
-    return None, exists
+    plan = _lookup_plan(viewer)
+    params = list(plan.params)
+    for i in plan.phone_at:
+        params[i] = e164
+    with _prepared_cursor() as cursor:
+        cursor.execute(plan.sql, params)
+        row = cursor.fetchone()
+    exists = bool(row[-1])
+    if plan.compiler is None or row[0] is None:
+        return None, exists
+    values = row[:-1]
+    if plan.converters:
+        (values,) = plan.compiler.apply_converters([values], plan.converters)
+    customer = Customer.from_db(connection.alias, plan.init_list, values[plan.start : plan.end])
+    for populator in plan.populators:
+        populator.populate(values, customer)
+    return customer, True

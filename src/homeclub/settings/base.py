@@ -106,6 +106,12 @@ else:
     # JIT compiling pays off for long analytic queries, not for a web app's short ones:
     # on the 1M-customer list it spent ~300 ms of a 500 ms query compiling.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    # Django's cursors bind parameters client-side and are never prepared; a threshold
+    # (instead of Django's None) lets the few hot reads that ask for it with psycopg's
+    # ``prepare=True`` be planned once per connection (``customers.selectors``' phone
+    # lookup). PG_PREPARE=false turns it off behind a transaction-pooling pgbouncer < 1.21.
+    if env.bool("PG_PREPARE", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 1_000_000_000)
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
