@@ -166,14 +166,33 @@ def test_a_refused_override_leaves_the_appeal_open(
     def refuse(**_kw: Any) -> Attribution:
         raise Conflict("superseded", code="stale")
 
-    monkeypatch.setattr("homeclub.sales.attribution.attribution_override", refuse)
+    monkeypatch.setattr("homeclub.sales.attribution.attribution_override_in", refuse)
     with pytest.raises(Conflict):
         appeal_decide(actor=world.reception, appeal=appeal, upheld=True, reason="核实")
     again = Appeal.objects.get(pk=appeal.pk)
     assert again.status == "open" and again.decided_by_id is None and again.decided_at is None
     assert current(report).pk == before.pk
-    undone = AuditEvent.objects.get(action="channels.appeal.uphold_undone")
-    assert undone.changes["error"] == "stale"
+    # one transaction: the claim rolled back with the refused override, audit row included
+    assert not AuditEvent.objects.filter(action__startswith="channels.appeal.uphold").exists()
+
+
+def test_a_crash_after_the_override_leaves_nothing_half_done(
+    world: Any, aged: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the claim and the override were two transactions: a failure between the
+    override and recording it left an upheld appeal without its decision."""
+    report = lost(world, aged)
+    before = current(report)
+    appeal = appeal_create(actor=world.a1.user, report=report, reason="x")
+
+    def crash(*_a: Any, **_kw: Any) -> None:
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr("homeclub.channels.appeals._decided", crash)
+    with pytest.raises(RuntimeError):
+        appeal_decide(actor=world.reception, appeal=appeal, upheld=True, reason="核实")
+    assert Appeal.objects.get(pk=appeal.pk).status == "open"
+    assert current(report).pk == before.pk  # the override rolled back too
 
 
 def test_agents_see_only_their_own_appeals(world: Any, aged: Any) -> None:

@@ -6,12 +6,10 @@ it, with a reason. Both audited, both on the customer's timeline and the agent's
 Invariants kept by the database: one open appeal per report (a partial unique index), and
 one decision per appeal (every decision is a conditional UPDATE ``WHERE status='open'``).
 
-Upholding spans two transactions, because ``attribution_override`` is an entry service with
-its own durable transaction: the decision is claimed first (open → upheld), then the
-attribution is overridden; if the override is refused (the decision was superseded, the
-report is no longer a candidate, the manager may not override), the claim is undone
-(upheld → open, audited) and the error is raised. Once the override commits, the appeal
-records the resulting decision.
+Upholding is one transaction: the decision is claimed (open → upheld), the attribution is
+overridden inside it (``attribution_override_in``) and the appeal records the resulting
+decision. If the override is refused (the decision was superseded, the report is no longer
+a candidate, the manager may not override), everything rolls back: the appeal stays open.
 """
 
 from typing import Any
@@ -23,7 +21,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from homeclub.common.audit import audit_log
-from homeclub.common.errors import Conflict, DomainError, Forbidden, ValidationFailed
+from homeclub.common.errors import Conflict, Forbidden, ValidationFailed
 from homeclub.customers.models import TimelineEvent
 from homeclub.customers.timeline import timeline_append
 from homeclub.org.roles import Role
@@ -202,6 +200,8 @@ def appeal_decide(*, actor: Any, appeal: Appeal | int, upheld: bool, reason: str
             _("The report is no longer among the claims of the current decision."),
             code="not_a_candidate",
         )
+    from homeclub.sales.attribution import attribution_override_in
+
     with transaction.atomic(durable=True):
         if not Appeal.objects.filter(pk=pk, status=AS.OPEN).update(status=AS.UPHELD, **claim):
             raise already
@@ -211,37 +211,15 @@ def appeal_decide(*, actor: Any, appeal: Appeal | int, upheld: bool, reason: str
             target=found,
             changes={"status": [AS.OPEN, AS.UPHELD], "reason": reason, "from": current.pk},
         )
-    if _credits(current, report):
-        result = current  # credited meanwhile (a new visit): nothing to override
-    else:
-        from homeclub.sales.attribution import attribution_override
-
-        try:
-            result = attribution_override(
+        if _credits(current, report):
+            result = current  # credited meanwhile (a new visit): nothing to override
+        else:
+            result = attribution_override_in(
                 actor=actor,
                 attribution=current,
                 winner_ref=report.ref,
                 reason=gettext("Appeal #%(id)s upheld: %(reason)s") % {"id": pk, "reason": reason},
             )
-        except DomainError as exc:
-            with transaction.atomic(durable=True):
-                if Appeal.objects.filter(
-                    pk=pk, status=AS.UPHELD, result_attribution__isnull=True
-                ).update(
-                    status=AS.OPEN,
-                    decided_by=None,
-                    decided_at=None,
-                    decision_reason="",
-                    updated_at=timezone.now(),
-                ):
-                    audit_log(
-                        actor=actor,
-                        action="channels.appeal.uphold_undone",
-                        target=found,
-                        changes={"status": [AS.UPHELD, AS.OPEN], "error": exc.code},
-                    )
-            raise
-    with transaction.atomic(durable=True):
         Appeal.objects.filter(pk=pk).update(result_attribution=result, updated_at=timezone.now())
         _decided(pk, actor, True, reason, result.pk)
     return Appeal.objects.select_related("report", "decided_by").get(pk=pk)

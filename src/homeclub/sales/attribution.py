@@ -214,7 +214,19 @@ def attribution_override(
 ) -> Attribution:
     """A manager's ruling: the winner becomes the candidate ``winner_ref`` (or the
     developer when empty). Overrides a decided attribution or settles one awaiting
-    arbitration; the reason is required and audited; the sources hear of it."""
+    arbitration; the reason is required and audited; the sources hear of it. The entry
+    service: one transaction around :func:`attribution_override_in`."""
+    with transaction.atomic(durable=True):
+        return attribution_override_in(
+            actor=actor, attribution=attribution, winner_ref=winner_ref, reason=reason
+        )
+
+
+def attribution_override_in(
+    *, actor: Any, attribution: Attribution, winner_ref: str, reason: str
+) -> Attribution:
+    """:func:`attribution_override` inside the caller's open transaction, so a caller with
+    its own write (an upheld appeal) commits both or neither."""
     if scope_of(actor).role == Role.CHANNEL_MANAGER and winner_ref.startswith("channel.report:"):
         # A channel manager settles appeals and arbitration toward a channel report.
         ensure_can_write(actor)
@@ -227,77 +239,74 @@ def attribution_override(
     candidates = {c["ref"]: c for c in attribution.candidates}
     if winner_ref and winner_ref not in candidates:
         raise ValidationFailed(fields={"winner_ref": [_("Choose one of the candidates.")]})
-    with transaction.atomic(durable=True):
-        locked = lock_rows(
-            CustomerProject.objects.filter(
-                customer_id=attribution.customer_id, project_id=attribution.project_id
-            )
+    locked = lock_rows(
+        CustomerProject.objects.filter(
+            customer_id=attribution.customer_id, project_id=attribution.project_id
         )
-        if not locked:
-            raise NotFound()
-        current = Attribution.objects.filter(pk=attribution.pk, is_current=True).first()
-        if current is None:
-            raise Conflict(
-                _("This decision has been superseded; open the current one."), code="stale"
-            )
-        won = candidates.get(winner_ref)
-        Attribution.objects.filter(pk=current.pk).update(is_current=False)
-        now = timezone.now()
-        rs = current.rule_set
-        visited_at = current.visit.visited_at if current.visit else now
-        protected = visited_at + dt.timedelta(days=rs.visit_protection_days)
-        kind = (
-            won["source"]
-            if won and won["kind"] == ClaimKind.PROTECTION
-            else (won or {}).get("kind", "")
-        )
-        new = Attribution.objects.create(
-            project_id=current.project_id,
-            customer_id=current.customer_id,
-            visit=current.visit,
-            outcome=(
-                Attribution.Outcome.ARBITRATED
-                if current.outcome == Attribution.Outcome.ARBITRATION
-                else Attribution.Outcome.OVERRIDDEN
-            ),
-            rule_set=rs,
-            rule_version=current.rule_version,
-            winner_source=kind,
-            winner_ref=winner_ref,
-            winner_label=(won or {}).get("label", "")[:120],
-            winner_user_id=(won or {}).get("claimant_id"),
-            reasons=["manager_decision"],
-            candidates=current.candidates,
-            protected_until=protected,
-            decided_at=now,
-            decided_by=actor,
-            override_reason=reason[:300],
-            supersedes=current,
-        )
-        audit_log(
-            actor=actor,
-            action="sales.attribution.override",
-            target=new,
-            changes={
-                "from": current.winner_ref,
-                "to": winner_ref,
-                "reason": reason,
-                "outcome": new.outcome,
-            },
-        )
-        if new.visit is not None:
-            for source in claim_sources().values():
-                source.decided(visit=new.visit, attribution=new)
-        timeline_append(
-            customer=new.customer_id,
-            kind=TimelineEvent.Kind.OTHER,
-            occurred_at=now,
-            summary=_("Manager's ruling: credited to %(who)s")
-            % {"who": new.winner_label or _("the developer (natural visit)")},
-            actor=actor,
-            source="sales.attribution",
-            data={"attribution": new.pk, "reason": reason},
-        )
+    )
+    if not locked:
+        raise NotFound()
+    current = Attribution.objects.filter(pk=attribution.pk, is_current=True).first()
+    if current is None:
+        raise Conflict(_("This decision has been superseded; open the current one."), code="stale")
+    won = candidates.get(winner_ref)
+    Attribution.objects.filter(pk=current.pk).update(is_current=False)
+    now = timezone.now()
+    rs = current.rule_set
+    visited_at = current.visit.visited_at if current.visit else now
+    protected = visited_at + dt.timedelta(days=rs.visit_protection_days)
+    kind = (
+        won["source"]
+        if won and won["kind"] == ClaimKind.PROTECTION
+        else (won or {}).get("kind", "")
+    )
+    new = Attribution.objects.create(
+        project_id=current.project_id,
+        customer_id=current.customer_id,
+        visit=current.visit,
+        outcome=(
+            Attribution.Outcome.ARBITRATED
+            if current.outcome == Attribution.Outcome.ARBITRATION
+            else Attribution.Outcome.OVERRIDDEN
+        ),
+        rule_set=rs,
+        rule_version=current.rule_version,
+        winner_source=kind,
+        winner_ref=winner_ref,
+        winner_label=(won or {}).get("label", "")[:120],
+        winner_user_id=(won or {}).get("claimant_id"),
+        reasons=["manager_decision"],
+        candidates=current.candidates,
+        protected_until=protected,
+        decided_at=now,
+        decided_by=actor,
+        override_reason=reason[:300],
+        supersedes=current,
+    )
+    audit_log(
+        actor=actor,
+        action="sales.attribution.override",
+        target=new,
+        changes={
+            "from": current.winner_ref,
+            "to": winner_ref,
+            "reason": reason,
+            "outcome": new.outcome,
+        },
+    )
+    if new.visit is not None:
+        for source in claim_sources().values():
+            source.decided(visit=new.visit, attribution=new)
+    timeline_append(
+        customer=new.customer_id,
+        kind=TimelineEvent.Kind.OTHER,
+        occurred_at=now,
+        summary=_("Manager's ruling: credited to %(who)s")
+        % {"who": new.winner_label or _("the developer (natural visit)")},
+        actor=actor,
+        source="sales.attribution",
+        data={"attribution": new.pk, "reason": reason},
+    )
     return new
 
 
