@@ -21,7 +21,9 @@ from homeclub.api.auth import ConsoleSession, TokenAuth
 from homeclub.channels import urls as channel_urls
 from homeclub.channels import urls_commission
 from homeclub.channels.api_commission import router
-from homeclub.channels.commissions import statement_submit
+from homeclub.channels.commission_statements import (
+    statement_submit,
+)
 from homeclub.channels.models import CommissionScheme, CommissionStatement
 from homeclub.common.models import AuditEvent
 from homeclub.urls import urlpatterns as project_urls

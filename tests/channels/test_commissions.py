@@ -13,23 +13,27 @@ from django.utils.translation import gettext, override
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homeclub.channels.commissions import (
-    COLUMNS,
-    commission_on_deal,
-    commission_on_payment,
-    commission_scheme_create,
+from homeclub.channels.commission_selectors import (
     entry_list,
-    month_bounds,
-    scheme_for,
+    statement_get,
+    statement_list,
+)
+from homeclub.channels.commission_statements import (
+    COLUMNS,
     statement_approve,
     statement_create,
     statement_export_xlsx,
-    statement_get,
-    statement_list,
     statement_mark_paid,
     statement_reject,
     statement_submit,
     statement_void,
+)
+from homeclub.channels.commissions import (
+    commission_on_deal,
+    commission_on_payment,
+    commission_scheme_create,
+    month_bounds,
+    scheme_for,
 )
 from homeclub.channels.models import (
     CommissionDeal,

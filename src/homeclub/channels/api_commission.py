@@ -16,13 +16,15 @@ from ninja import Field, Query, Router, Schema
 from homeclub.api.types import DbId, Offset
 from homeclub.common.http import AuthedRequest
 
-from .commissions import (
+from .commission_selectors import (
     ENTRY_STATES,
     entry_list,
-    statement_approve,
     statement_get,
     statement_lines,
     statement_list,
+)
+from .commission_statements import (
+    statement_approve,
     statement_reject,
     statement_submit,
 )

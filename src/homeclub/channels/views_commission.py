@@ -24,23 +24,27 @@ from homeclub.common.money import ZERO
 from homeclub.org.roles import EXPORT_ROW_LIMITS
 from homeclub.org.scoping import projects_for, scope_of
 
-from .commissions import (
+from .commission_selectors import (
     ENTRY_STATES,
-    FINANCE,
-    commission_scheme_create,
     entry_list,
-    month_bounds,
     scheme_list,
-    statement_approve,
-    statement_create,
-    statement_export_xlsx,
     statement_get,
     statement_lines,
     statement_list,
+)
+from .commission_statements import (
+    statement_approve,
+    statement_create,
+    statement_export_xlsx,
     statement_mark_paid,
     statement_reject,
     statement_submit,
     statement_void,
+)
+from .commissions import (
+    FINANCE,
+    commission_scheme_create,
+    month_bounds,
 )
 from .models import Agency
 from .models_commission import CommissionKind, CommissionTrigger, EntryKind, StatementStatus
