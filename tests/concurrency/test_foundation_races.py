@@ -1,40 +1,18 @@
 """Races on real PostgreSQL connections: threads, each with its own connection."""
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 
 from homeclub.api.services import api_token_create
 from homeclub.common.models import ScheduledRun
 from homeclub.common.scheduler import run_due
 from homeclub.customers.models import Customer
+from tests.concurrency.threads import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def race(n: int, fn: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
 
 
 def test_concurrent_retries_with_one_key_create_one_customer(org: Any, make_user: Any) -> None:

@@ -2,6 +2,7 @@
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.db import connection
@@ -28,3 +29,8 @@ def run_concurrently(*fns: Callable[[], Any]) -> list[Any]:
     for t in threads:
         t.join()
     return results
+
+
+def race(n: int, fn: Callable[[int], Any]) -> list[Any]:
+    """``fn(0)`` … ``fn(n - 1)`` at the same instant (see :func:`run_concurrently`)."""
+    return run_concurrently(*(partial(fn, i) for i in range(n)))

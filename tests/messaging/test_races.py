@@ -1,17 +1,16 @@
 """Races on real PostgreSQL connections (skipped on SQLite)."""
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from homeclub.messaging import backends
 from homeclub.messaging.models import OutboundMessage
 from homeclub.messaging.services import message_send
 from homeclub.messaging.tasks import message_deliver
+from tests.concurrency.threads import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,27 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _postgres_only(transactional_db: Any) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (real concurrent connections)")
-
-
-def race(n: int, fn: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
 
 
 def test_concurrent_sends_with_one_dedup_key_send_once() -> None:
