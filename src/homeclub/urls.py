@@ -7,6 +7,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("homeclub.customers.urls")),
     path("inventory/", include("homeclub.inventory.urls")),
     path("sales/", include("homeclub.sales.urls")),
     path("channels/", include("homeclub.channels.urls")),

@@ -10,6 +10,7 @@ from homeclub.common.http import AuthedRequest
 from homeclub.org.models import OrgNode, User
 from homeclub.org.scoping import projects_for, scope_of
 
+from .api_households import router as households_router
 from .models import ConsentChannel, ContactSource, Customer
 from .privacy import consent_record, customer_data_export
 from .selectors import (
@@ -32,6 +33,8 @@ from .services import (
 )
 
 router = Router(tags=["customers"])
+# /{customer_id}/household, /family and /tags live in api_households.py.
+router.add_router("", households_router)
 
 
 class CustomerOut(Schema):

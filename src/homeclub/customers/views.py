@@ -1,6 +1,8 @@
-"""Console pages of the customer import: upload → mapping and policy → dry run →
-confirm → live progress → result with the error report."""
+"""Console pages of the archive that live in this app: the customer import (upload →
+mapping and policy → dry run → confirm → live progress → result with the error report),
+and the 360 page's household and tag panels, loaded and changed in place by htmx."""
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import messages
@@ -23,7 +25,21 @@ from .imports_services import (
     import_job_list,
     import_job_start,
 )
-from .models import ImportJob, ImportPolicy
+from .models import CalendarKind, ImportJob, ImportPolicy, Relation
+from .selectors import customer_get, customer_lookup_phone
+from .selectors_households import household_for, tag_names, tags_of
+from .services import (
+    customer_tag_add,
+    customer_tag_remove,
+    family_member_add,
+    family_member_get,
+    family_member_remove,
+    family_member_update,
+    household_link,
+    household_member_get,
+    household_member_remove,
+    household_member_update,
+)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -127,3 +143,158 @@ def customer_import_errors(request: AuthedRequest, pk: int) -> HttpResponse:
     response = HttpResponse(body, content_type=XLSX)
     response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.xlsx"'
     return response
+
+
+def _staff_only(request: AuthedRequest) -> None:
+    if scope_of(request.user).external:
+        raise Http404()
+
+
+def _checked(request: AuthedRequest, name: str) -> bool:
+    return request.POST.get(name) in ("1", "on", "true")
+
+
+def _small_int(raw: Any, digits: int = 5) -> int | None:
+    text = (raw or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None
+
+
+def _household_context(request: AuthedRequest, customer: Any, error: str = "") -> dict[str, Any]:
+    scope = scope_of(request.user)
+    return {
+        "customer": customer,
+        "household": household_for(viewer=request.user, customer=customer),
+        "relations": [c for c in Relation.choices if c[0] != Relation.SELF],
+        "calendars": CalendarKind.choices,
+        "can_write": scope.can_write,
+        "error": error,
+    }
+
+
+def _household_action(request: AuthedRequest, customer: Any) -> None:
+    """One change to the household from the panel's forms (``action`` says which)."""
+    action = request.POST.get("action")
+    actor = request.user
+    if action == "member_add":
+        other, _exists = customer_lookup_phone(viewer=actor, phone=request.POST.get("phone", ""))
+        if other is None:
+            raise DomainError(gettext("No customer you may see holds this number."))
+        household_link(
+            actor=actor,
+            customer=customer,
+            other=other,
+            relation=request.POST.get("relation", ""),
+            is_decider=_checked(request, "is_decider"),
+            is_payer=_checked(request, "is_payer"),
+        )
+    elif action == "member_update":
+        household_member_update(
+            actor=actor,
+            member=household_member_get(customer=customer, pk=request.POST.get("member")),
+            is_decider=_checked(request, "is_decider"),
+            is_payer=_checked(request, "is_payer"),
+        )
+    elif action == "member_remove":
+        household_member_remove(
+            actor=actor,
+            member=household_member_get(customer=customer, pk=request.POST.get("member")),
+        )
+    elif action == "family_add":
+        calendar = request.POST.get("birthday_calendar") or CalendarKind.SOLAR
+        birth_date = None
+        raw_date = (request.POST.get("birth_date") or "").strip()
+        if raw_date and calendar == CalendarKind.SOLAR:
+            try:
+                birth_date = dt.date.fromisoformat(raw_date)
+            except ValueError as exc:
+                raise DomainError(gettext("Enter a valid date.")) from exc
+        family_member_add(
+            actor=actor,
+            customer=customer,
+            name=request.POST.get("name", ""),
+            relation=request.POST.get("relation", ""),
+            birthday_calendar=calendar,
+            birth_date=birth_date,
+            lunar_birth_month=_small_int(request.POST.get("lunar_birth_month")),
+            lunar_birth_day=_small_int(request.POST.get("lunar_birth_day")),
+            lunar_birth_leap=_checked(request, "lunar_birth_leap"),
+            is_decider=_checked(request, "is_decider"),
+            is_payer=_checked(request, "is_payer"),
+        )
+    elif action == "family_update":
+        family_member_update(
+            actor=actor,
+            member=family_member_get(customer=customer, pk=request.POST.get("member")),
+            is_decider=_checked(request, "is_decider"),
+            is_payer=_checked(request, "is_payer"),
+        )
+    elif action == "family_remove":
+        family_member_remove(
+            actor=actor,
+            member=family_member_get(customer=customer, pk=request.POST.get("member")),
+        )
+    else:
+        raise DomainError()
+
+
+def _domain_error_text(exc: DomainError) -> str:
+    details = " ".join(" ".join(v) for v in (exc.fields or {}).values())
+    return f"{exc.message} {details}".strip() if details else str(exc.message)
+
+
+@login_required
+def customer_household_panel(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The 360 page's household: other customers in the household, relatives who are not
+    customers, who decides and who pays, each with their next birthday. POST changes it
+    (htmx swaps the re-rendered panel in place; the error, if any, shown in it)."""
+    _staff_only(request)
+    customer = customer_get(viewer=request.user, pk=pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            _household_action(request, customer)
+        except DomainError as exc:
+            error = _domain_error_text(exc)
+        if not request.htmx:  # type: ignore[attr-defined]
+            if error:
+                messages.error(request, error)
+            return redirect("console:customer_detail", pk=pk)
+    return render(
+        request,
+        "console/customers/_household_panel.html",
+        _household_context(request, customer, error),
+    )
+
+
+@login_required
+def customer_tags_panel(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The 360 page's tag editor: add a tag by name (created on first use), remove one."""
+    _staff_only(request)
+    customer = customer_get(viewer=request.user, pk=pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "remove":
+                tag_id = _small_int(request.POST.get("tag"), digits=18) or 0
+                customer_tag_remove(actor=request.user, customer=customer, tag_id=tag_id)
+            else:
+                customer_tag_add(
+                    actor=request.user, customer=customer, name=request.POST.get("name", "")
+                )
+        except DomainError as exc:
+            error = _domain_error_text(exc)
+        if not request.htmx:  # type: ignore[attr-defined]
+            if error:
+                messages.error(request, error)
+            return redirect("console:customer_detail", pk=pk)
+    return render(
+        request,
+        "console/customers/_tags_panel.html",
+        {
+            "customer": customer,
+            "tags": list(tags_of(customer)),
+            "suggestions": tag_names() if scope_of(request.user).can_write else [],
+            "can_write": scope_of(request.user).can_write,
+            "error": error,
+        },
+    )
