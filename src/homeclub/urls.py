@@ -2,8 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from homeclub.api.api import api
+from homeclub.inventory.api import hot_urls
 
 urlpatterns = [
+    # The online opening's pick and availability: plain views at the API's own URLs,
+    # resolved before the API (see homeclub.inventory.api, "hot endpoints").
+    *hot_urls,
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -43,11 +43,17 @@ def test_signin_link_works_once_and_expires(site: Any) -> None:
     path = url.removeprefix("http://testserver")
 
     c = Client()
-    r = c.get(path)
+    # a link preview (GET) shows a button and spends nothing, however often it comes
+    for _ in range(2):
+        shown = c.get(path)
+        assert shown.status_code == 200 and 'data-testid="signin-confirm"' in shown.content.decode()
+        assert "_auth_user_id" not in c.session
+    assert BuyerSignIn.objects.get().used_at is None
+    r = c.post(path)
     assert r.status_code == 302 and r["Location"].endswith(f"/inventory/openings/{opening.pk}/")
     assert c.get(r["Location"]).status_code == 200  # signed in as the buyer
-    again = Client().get(path)
-    assert again.status_code == 409  # single use
+    assert Client().post(path).status_code == 409  # single use
+    assert Client().get(path).status_code == 409  # and the button is gone
 
     # expired: the row's deadline has passed
     url2 = signin_link_send(
@@ -56,9 +62,10 @@ def test_signin_link_works_once_and_expires(site: Any) -> None:
     BuyerSignIn.objects.filter(used_at__isnull=True).update(
         expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
-    assert Client().get(url2.removeprefix("http://testserver")).status_code == 409
+    assert Client().post(url2.removeprefix("http://testserver")).status_code == 409
     # forged
     assert Client().get("/inventory/signin/nonsense/").status_code == 404
+    assert Client().post("/inventory/signin/nonsense/").status_code == 404
     # the signature's own age limit
     from homeclub.common.errors import Conflict
 
@@ -159,6 +166,7 @@ def test_favourites_and_heat_map(site: Any, make_user: Any) -> None:
     staff.force_login(site.manager)
     html = staff.get(f"/inventory/openings/{opening.pk}/staff/").content.decode()
     assert f'data-unit="{u[0].number}" data-count="2"' in html
+    assert f"http://testserver/inventory/openings/{opening.pk}/signin/" in html
     assert Client().get(f"/inventory/openings/{opening.pk}/staff/").status_code == 302
     c2 = Client()
     c2.force_login(buyers[0])

@@ -134,7 +134,7 @@ def test_subscribe_approve_sign_pay_cancel_through_the_pages(site: Site) -> None
     contract.refresh_from_db()
     assert contract.paid_total == Decimal("285000.50")
     page = consultant.get(reverse("inventory:unit_detail", args=[unit.pk])).content.decode()
-    assert 'data-testid="form-pay"' in page and "285000.50" in page
+    assert 'data-testid="form-pay"' in page and "¥285,000.50" in page
 
     r = consultant.post(
         reverse("inventory:subscription_cancel", args=[sub.pk]), {"reason": "客户资金不足"}
@@ -153,6 +153,39 @@ def test_subscribe_approve_sign_pay_cancel_through_the_pages(site: Site) -> None
         "inventory.subscription.cancel",
     ):
         assert f'data-action="{action}"' in page
+
+
+def test_subscribe_form_offers_the_customers_pledges(site: Site) -> None:
+    unit = site.units[0]
+    customer = _own_customer(site)
+    usable = site.pledge(customer=customer, consultant=site.consultant)
+    used = site.pledge(customer=customer, consultant=site.consultant)
+    Pledge.objects.filter(pk=used.pk).update(units_taken=1)
+    consultant = _client(site.consultant)
+    url = reverse("inventory:customer_choices", args=[site.project.pk])
+    html = consultant.get(url, {"q": "顾客"}).content.decode()
+    assert f'data-pledge="{usable.number}"' in html and f'data-pledge="{used.number}"' not in html
+    assert "¥50,000.00" in html
+    renaming = consultant.get(url, {"q": "顾客", "field": "new_customer"}).content.decode()
+    assert "data-pledge=" not in renaming  # only the subscribe form takes a pledge
+
+    # someone else's pledge: a field error, nothing changes
+    stranger = site.pledge(customer=site.customer_new())
+    r = consultant.post(
+        reverse("inventory:unit_subscribe", args=[unit.pk]),
+        {"customer": customer.pk, "pledge": stranger.pk, "agreed_price": "1000000", "deposit": "0"},
+    )
+    assert r.status_code == 422 and _field_error(r.content.decode(), "pledge")
+    assert _status(site, 0) == "available"
+
+    r = consultant.post(
+        reverse("inventory:unit_subscribe", args=[unit.pk]),
+        {"customer": customer.pk, "pledge": usable.pk, "agreed_price": "1000000", "deposit": "0"},
+    )
+    assert r.status_code == 302
+    sub = Subscription.objects.get(unit=unit)
+    assert sub.pledge_id == usable.pk
+    assert Pledge.objects.get(pk=usable.pk).units_taken == 1
 
 
 def test_manager_rejects_from_the_queue_with_a_reason(site: Site) -> None:
@@ -362,8 +395,8 @@ def test_deals_list_totals_filters_and_query_count(
         r = c.get(url)
     html = r.content.decode()
     assert html.count('data-deal="') == 2
-    assert 'data-testid="total-agreed">¥1980000.00' in html
-    assert 'data-testid="total-collected">¥100000.00' in html
+    assert 'data-testid="total-agreed">¥1,980,000.00' in html
+    assert 'data-testid="total-collected">¥100,000.00' in html
     _deal(site, 2)
     _deal(site, 3, sign=True)
     with django_assert_num_queries(8):  # no query per row
@@ -451,7 +484,7 @@ def test_admin_release_price_list_import_and_export(site: Site) -> None:
     r = c.post(url, {"effective_at": when, "mode": "percent", "percent": "3"})
     assert r.status_code == 302
     page = c.get(reverse("inventory:unit_detail", args=[site.units[0].pk])).content.decode()
-    assert 'data-testid="list-price">¥1030000.00' in page
+    assert 'data-testid="list-price">¥1,030,000.00' in page
     sheet = _xlsx([["number", "list", "unit"], [site.units[0].number, 888000, 8880]])
     r = c.post(
         url,
@@ -463,7 +496,7 @@ def test_admin_release_price_list_import_and_export(site: Site) -> None:
     )
     assert r.status_code == 302
     page = c.get(reverse("inventory:unit_detail", args=[site.units[0].pk])).content.decode()
-    assert 'data-testid="list-price">¥888000.00' in page
+    assert 'data-testid="list-price">¥888,000.00' in page
     bad = _xlsx([["number", "list", "unit"], ["9-999", 1, 1]])
     r = c.post(
         url, {"effective_at": when, "mode": "file", "file": SimpleUploadedFile("p.xlsx", bad)}

@@ -431,3 +431,61 @@ def test_xlsx_export_and_import_with_row_errors(site: Any) -> None:
     assert unit.list_price == D("1500000.00") and unit.building.name == "2栋"
     with pytest.raises(ValidationFailed):
         units_import_xlsx(actor=site.manager, project=site.project, data=b"not a sheet")
+
+
+def test_subscription_through_a_pledge_respects_its_customer_and_limit(
+    site: Any, org: Any, make_user: Any
+) -> None:
+    from homeclub.inventory.models import Pledge
+
+    pledge = site.pledge(max_units=2)
+    other = site.customer_new()
+
+    def subscribe(i: int, customer: Any = None, p: Any = pledge) -> Subscription:
+        return subscription_create(
+            actor=site.manager,
+            unit=site.unit(i),
+            customer=customer or site.customer,
+            agreed_price=D("1000000"),
+            deposit=D("0"),
+            pledge=p,
+        )
+
+    with pytest.raises(ValidationFailed) as exc:  # another customer's pledge
+        subscribe(0, customer=other)
+    assert "pledge" in exc.value.fields
+    assert site.unit(0).status == "available"
+
+    first = subscribe(0)
+    assert first.pledge_id == pledge.pk
+    assert Pledge.objects.get(pk=pledge.pk).units_taken == 1
+    assert (
+        AuditEvent.objects.filter(action="inventory.subscription.create").last().changes["pledge"]
+        == pledge.number
+    )
+    subscribe(1)
+    with pytest.raises(Conflict) as exc:  # the pledge's two units are taken
+        subscribe(2)
+    assert exc.value.code == "pledge_limit_reached"
+    assert site.unit(2).status == "available"  # the unit's move rolled back with it
+    assert Subscription.objects.filter(unit=site.units[2]).count() == 0
+
+    # cancelling gives the pledge its unit back
+    subscription_cancel(actor=site.manager, subscription=first, reason="退订")
+    assert Pledge.objects.get(pk=pledge.pk).units_taken == 1
+    assert subscribe(2).pledge_id == pledge.pk
+
+    Pledge.objects.filter(pk=pledge.pk).update(status="refunded", units_taken=0)
+    with pytest.raises(Conflict) as exc:
+        subscribe(3)
+    assert exc.value.code == "pledge_inactive"
+
+    # another project's pledge
+    other_pledge = pledge_create(
+        actor=make_user("sales_manager", org.gz1),
+        project=org.gz1,
+        customer=site.customer,
+        deposit=D("10000"),
+    )
+    with pytest.raises(ValidationFailed):
+        subscribe(3, p=other_pledge)

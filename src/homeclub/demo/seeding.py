@@ -318,11 +318,13 @@ STEPS: list[Step] = [create_org, create_staff, load_customers]
 
 
 def _sales_office(ctx: DemoContext) -> None:
+    from .inventory_demo import seed_inventory
     from .sales_demo import seed_channels, seed_club, seed_sales_office
 
     seed_sales_office(ctx)
     seed_channels(ctx)
     seed_club(ctx)
+    seed_inventory(ctx)
 
 
 # Run after the load commits, through the domains' own services.

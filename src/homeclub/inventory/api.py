@@ -5,30 +5,45 @@ work answers 503 ``busy`` with ``Retry-After`` (homeclub.common.errors.Busy).
 """
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import OperationalError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
-from ninja import Field, Query, Router, Schema, Status
+from django.urls import path
+from django.utils.translation import gettext
+from django.views.decorators.csrf import csrf_exempt
+from ninja import Field, Query, Router, Schema
 from ninja.security import HttpBearer
+from ninja.utils import check_csrf
 
 from homeclub.api.auth import ConsoleSession, token_user
+from homeclub.api.errors import error_body
 from homeclub.api.models import hash_token
-from homeclub.api.types import DbId
-from homeclub.common.errors import Busy, NotFound
+from homeclub.api.types import MAX_DB_INT, DbId
+from homeclub.common.errors import (
+    Busy,
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
 from homeclub.common.http import AuthedRequest
 from homeclub.org.scoping import get_scoped, scope_of
 
-from .admission import admitted
+from . import admission, availability
+from .admission import admitted, check_rate
 from .memo import memo_get
 from .models import OpeningAdmission, OpeningPick, Pledge, Subscription, Unit
 from .openings import opening_confirm
 from .openings import opening_pick_by_id as opening_pick  # the API's pick works on ids
-from .selectors import opening_meta, opening_snapshot, unit_list
+from .selectors import opening_meta, unit_list
 
 router = Router(tags=["inventory"])
 T = TypeVar("T")
@@ -36,8 +51,9 @@ T = TypeVar("T")
 # already checked: a revoked token or a reassigned pledge still works this long there.
 # Long enough that a buyer who opened the page before the start is known at the start.
 TRUST_SECONDS = 300
-# ... and each worker keeps them in memory this long in front of the cache.
-MEMO_SECONDS = 5.0
+# ... and each worker keeps them this long in memory in front of the cache: a buyer
+# who opened the page before the start picks without a cache round trip for them.
+MEMO_SECONDS = 60.0
 
 
 class CachedTokenAuth(HttpBearer):
@@ -70,7 +86,8 @@ class CachedTokenAuth(HttpBearer):
         return user
 
 
-HOT_AUTH = [CachedTokenAuth(), ConsoleSession()]
+_TOKEN_AUTH = CachedTokenAuth()
+HOT_AUTH = [_TOKEN_AUTH, ConsoleSession()]
 
 
 def _pledge_project(viewer: Any, pledge_id: int) -> int:
@@ -170,7 +187,7 @@ class SubscriptionOut(Schema):
 def _busy_on_overload() -> Iterator[None]:
     try:
         yield
-    except OperationalError as exc:  # lock/statement timeout, too many connections, deadlock
+    except (OperationalError, InterfaceError) as exc:  # timeouts, refused or lost connections
         raise Busy() from exc
 
 
@@ -235,57 +252,236 @@ def units_of_project(
     return [_unit_out(u) for u in qs[: filters.limit]]
 
 
-@router.get(
-    "/openings/{opening_id}/availability",
-    response={200: dict[str, Any], 304: None, 404: ErrorOut, 503: ErrorOut},
-    auth=HOT_AUTH,
-    summary="Live availability of an opening (cached snapshot; ETag = version)",
-)
-def opening_availability(request: AuthedRequest, opening_id: DbId) -> HttpResponse:
-    """No query per poll once warm: token, admission, opening and body come from the
-    cache; a client sending the last ETag gets a bodyless 304."""
-    with _busy_on_overload():
-        meta = opening_meta(opening_id)
-        if not _may_watch(request.auth, opening_id, meta["project_id"]):
+# --- the opening's two hot endpoints ---------------------------------------------------
+#
+# ``pick_view`` and ``availability_view`` are plain Django views mounted by
+# ``homeclub.urls`` at the same URLs as the ninja operations below, ahead of the API: in a
+# rush each request then skips ninja's routing over every API route, its pydantic parsing
+# and its response validation. The ninja operations stay for the OpenAPI schema (and
+# answer the same, through the same functions). The middleware still runs, so an
+# Idempotency-Key works as on every API write.
+
+
+def _skip_health_check() -> None:
+    """With CONN_HEALTH_CHECKS Django runs ``SELECT 1`` before a request's first query on
+    a reused connection: on a pick or a poll that doubles the round trips to the
+    database. The hot endpoints skip it; a connection that died meanwhile fails their
+    statement instead, which answers 503 "busy, retry" (``_busy_on_overload``) and is
+    closed at the end of the request (Django closes a connection that had errors), so
+    the retry gets a new one."""
+    connection.health_check_done = True  # type: ignore[attr-defined]
+
+
+def _hot_user(request: HttpRequest) -> Any:
+    """The caller: a bearer token (cached, ``CachedTokenAuth``) or the signed-in console
+    user, CSRF-checked on writes as ninja's session auth does. None → 401."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header[:7].lower() == "bearer ":
+        return _TOKEN_AUTH.authenticate(request, header[7:].strip())
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if request.method not in ("GET", "HEAD", "OPTIONS") and check_csrf(request) is not None:
+        raise Forbidden()
+    return user
+
+
+def _error(exc: DomainError, **extra: Any) -> HttpResponse:
+    body = error_body(exc.code, exc.message, exc.fields) | extra
+    response = HttpResponse(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=exc.status,
+        content_type="application/json",
+    )
+    if isinstance(exc, Busy):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _unauthenticated() -> HttpResponse:
+    return _error(
+        DomainError(
+            gettext("Sign in or send a valid API token."), code="unauthenticated", status=401
+        )
+    )
+
+
+def _pick_payload(request: HttpRequest) -> tuple[int, int]:
+    """``{"pledge_id": int, "unit_id": int}`` as ``PickIn`` validates it."""
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DomainError(
+            gettext("The request body is not valid JSON."), code="malformed_json"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed(fields={"__all__": [gettext("Expected an object.")]})
+    out: list[int] = []
+    fields: dict[str, list[str]] = {}
+    for name in ("pledge_id", "unit_id"):
+        value = data.get(name)
+        if value is None:
+            fields[name] = [gettext("This field is required.")]
+        elif isinstance(value, bool) or not isinstance(value, int | str):
+            fields[name] = [gettext("Enter a whole number.")]
+        else:
+            try:
+                number = int(value)
+            except ValueError:
+                fields[name] = [gettext("Enter a whole number.")]
+                continue
+            if not 1 <= number <= MAX_DB_INT:
+                fields[name] = [gettext("Enter a whole number.")]
+            out.append(number)
+    if fields:
+        raise ValidationFailed(fields=fields)
+    return out[0], out[1]
+
+
+def _missed(opening_id: int, unit_id: int, exc: Conflict) -> HttpResponse:
+    """A 409 for a unit already taken carries what the buyer's phone shows next: similar
+    units still free, from the cached snapshot (no query while it is fresh)."""
+    try:
+        snap = availability.snapshot(opening_id)
+    except (OperationalError, NotFound):
+        return _error(exc)
+    return _error(
+        exc,
+        similar=availability.similar_free(opening_id, unit_id, snap),
+        available=len(snap.free),
+        version=snap.version,
+    )
+
+
+@csrf_exempt  # bearer tokens carry no cookie; a session caller is CSRF-checked in _hot_user
+def pick_view(request: HttpRequest, opening_id: int) -> HttpResponse:
+    """POST /api/v1/inventory/openings/{opening_id}/picks (see ``opening_pick_endpoint``)."""
+    if request.method != "POST":
+        response = _error(
+            DomainError(gettext("Method not allowed."), code="method_not_allowed", status=405)
+        )
+        response["Allow"] = "POST"
+        return response
+    unit_id = 0
+    _skip_health_check()
+    try:
+        if not 1 <= opening_id <= MAX_DB_INT:
             raise NotFound()
-        version, body = opening_snapshot(opening_id=opening_id)
-    etag = f'"{version}"'
+        with _busy_on_overload():
+            user = _hot_user(request)
+        if user is None:
+            return _unauthenticated()
+        check_rate("pick", str(user.pk), admission.PICK_RATE)
+        pledge_id, unit_id = _pick_payload(request)
+        with admitted(request), _busy_on_overload():
+            if scope_of(user).external:
+                # a buyer picks only with their own pledge admitted to this opening
+                if pledge_id not in _buyer_pledges(user, opening_id):
+                    raise NotFound()
+            elif opening_meta(opening_id)["project_id"] != _pledge_project(user, pledge_id):
+                raise NotFound(code="opening_not_found")
+            pick = opening_pick(
+                actor=user, opening_id=opening_id, pledge_id=pledge_id, unit_id=unit_id
+            )
+    except Conflict as exc:
+        if exc.code == "unit_not_available":
+            return _missed(opening_id, unit_id, exc)
+        return _error(exc)
+    except DomainError as exc:
+        return _error(exc)
+    return HttpResponse(
+        json.dumps(_pick_out(pick), cls=DjangoJSONEncoder, separators=(",", ":")),
+        status=201,
+        content_type="application/json",
+    )
+
+
+def availability_view(request: HttpRequest, opening_id: int) -> HttpResponse:
+    """GET /api/v1/inventory/openings/{opening_id}/availability: no query per poll once
+    warm — token, admission and opening from the memo or the cache, the body from the
+    coalesced snapshot (``availability``); the last ETag gets a bodyless 304."""
+    if request.method not in ("GET", "HEAD"):
+        response = _error(
+            DomainError(gettext("Method not allowed."), code="method_not_allowed", status=405)
+        )
+        response["Allow"] = "GET"
+        return response
+    _skip_health_check()
+    try:
+        if not 1 <= opening_id <= MAX_DB_INT:
+            raise NotFound()
+        with _busy_on_overload():
+            user = _hot_user(request)
+            if user is None:
+                return _unauthenticated()
+            check_rate("poll", str(user.pk), admission.POLL_RATE)
+            meta = opening_meta(opening_id)
+            if not _may_watch(user, opening_id, meta["project_id"]):
+                raise NotFound()
+            snap = availability.snapshot(opening_id)
+    except DomainError as exc:
+        return _error(exc)
+    etag = f'"{snap.version}"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
     else:
-        response = HttpResponse(body, content_type="application/json")
+        response = HttpResponse(snap.body, content_type="application/json")
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"
     return response
 
 
+hot_urls = [
+    path("api/v1/inventory/openings/<int:opening_id>/picks", pick_view),
+    path("api/v1/inventory/openings/<int:opening_id>/availability", availability_view),
+]
+
+
+class MissOut(ErrorOut):
+    similar: list[dict[str, Any]] = []
+    available: int | None = None
+    version: int | None = None
+
+
+@router.get(
+    "/openings/{opening_id}/availability",
+    response={200: dict[str, Any], 304: None, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut},
+    auth=HOT_AUTH,
+    summary="Live availability of an opening (cached snapshot; ETag = version)",
+)
+def opening_availability(request: AuthedRequest, opening_id: DbId) -> HttpResponse:
+    """No query per poll once warm: token, admission, opening and body come from the
+    cache; a client sending the last ETag gets a bodyless 304. The snapshot is rebuilt
+    at most every ``INVENTORY_SNAPSHOT_COALESCE_MS`` (250 ms) however fast units sell.
+    Over ``INVENTORY_POLL_RATE`` requests a second from one client: 429 + Retry-After.
+    Served by ``availability_view`` (a plain Django view at this URL)."""
+    return availability_view(request, opening_id)
+
+
 @router.post(
     "/openings/{opening_id}/picks",
-    response={201: PickOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    response={
+        201: PickOut,
+        404: ErrorOut,
+        409: MissOut,
+        422: ErrorOut,
+        429: ErrorOut,
+        503: ErrorOut,
+    },
     auth=HOT_AUTH,
     summary="Pick a unit for a pledge (send an Idempotency-Key to retry safely)",
 )
 def opening_pick_endpoint(
     request: AuthedRequest, opening_id: DbId, payload: PickIn
-) -> Status[dict[str, Any]]:
-    """Admission first (busy → 503 at once), then the pledge must be the caller's own
-    (or within a staff member's scope), then one conditional UPDATE decides."""
-    with admitted(request), _busy_on_overload():
-        if scope_of(request.auth).external:
-            # a buyer picks only with their own pledge admitted to this opening
-            if payload.pledge_id not in _buyer_pledges(request.auth, opening_id):
-                raise NotFound()
-        elif opening_meta(opening_id)["project_id"] != _pledge_project(
-            request.auth, payload.pledge_id
-        ):
-            raise NotFound(code="opening_not_found")
-        pick = opening_pick(
-            actor=request.auth,
-            opening_id=opening_id,
-            pledge_id=payload.pledge_id,
-            unit_id=payload.unit_id,
-        )
-    return Status(201, _pick_out(pick))
+) -> HttpResponse:
+    """Admission first (busy → 503 at once; over ``INVENTORY_PICK_RATE`` picks a second
+    from one client → 429), then the pledge must be the caller's own (or within a staff
+    member's scope), then one conditional UPDATE decides. A 409 ``unit_not_available``
+    also lists ``similar`` units still free (from the cached snapshot, up to 5, like
+    layout first, then building, then floor), how many are ``available`` and the
+    snapshot's ``version``; an empty ``similar`` means nothing else is free: sold out.
+    Served by ``pick_view`` (a plain Django view at this URL)."""
+    return pick_view(request, opening_id)
 
 
 @router.post(

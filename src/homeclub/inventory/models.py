@@ -637,3 +637,39 @@ class BuyerSignIn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.opening_id}"
+
+
+class BuyerSignInCode(models.Model):
+    """The SMS code a pledge holder asks for on the opening's sign-in page: one row per
+    (opening, phone), reused by every new code so the throttles are conditional UPDATEs
+    of that row.
+
+    Nothing here says whether the phone holds a pledge: a phone that does not still gets
+    a row (``user`` empty, a code nobody receives), so the page answers and throttles the
+    same either way. Neither the phone nor the code is stored in clear: ``phone_key`` and
+    ``code_hash`` are HMACs keyed by the secret key."""
+
+    opening = models.ForeignKey(Opening, on_delete=models.CASCADE, related_name="+")
+    phone_key = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    code_hash = models.CharField(max_length=100)
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField()
+    window_sends = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        verbose_name = _("sign-in code")
+        verbose_name_plural = _("sign-in codes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["opening", "phone_key"], name="inventory_signin_code_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.opening_id}:{self.phone_key[:8]}"

@@ -35,6 +35,7 @@ from .models import (
     Payment,
     PaymentKind,
     Pledge,
+    PledgeStatus,
     PriceList,
     PriceListItem,
     ReleaseBatch,
@@ -384,18 +385,30 @@ def subscription_create(
     agreed_price: Decimal,
     deposit: Decimal,
     discount_note: str = "",
+    pledge: Pledge | None = None,
     now: dt.datetime | None = None,
 ) -> Subscription:
     """认购 of an available unit (not one reserved for an online opening).
 
     Within the consultant's discount limit (or by a manager) the unit goes available →
     subscribed; beyond it the unit goes available → held for this subscription, which
-    waits for a manager's approval until the hold expires."""
+    waits for a manager's approval until the hold expires.
+
+    With ``pledge`` (认筹转认购) the deal is made through that pledge: it must be the same
+    customer's, in the unit's project, active, with a unit left to take. Its counter
+    moves by a conditional UPDATE bounded by ``max_units`` after the unit's (the order a
+    pick uses, so the two never deadlock); ending the deal gives the unit back."""
     _writer_in(actor, unit.project_id)
     now = now or timezone.now()
     agreed_price, deposit = yuan(agreed_price), yuan(deposit)
     if agreed_price <= ZERO or deposit < ZERO:
         raise ValidationFailed(fields={"agreed_price": [str(_("Enter a positive amount."))]})
+    if pledge is not None and (
+        pledge.project_id != unit.project_id or pledge.customer_id != customer.pk
+    ):
+        raise ValidationFailed(
+            fields={"pledge": [str(_("Choose a pledge of this customer in this project."))]}
+        )
     list_price, item = unit_price_current(unit=unit, at=now)
     discount = max(list_price - agreed_price, ZERO)
     rate = discount / list_price if list_price > ZERO else Decimal(0)
@@ -410,6 +423,7 @@ def subscription_create(
                 unit=unit,
                 customer=customer,
                 consultant=_user(actor),
+                pledge=pledge,
                 status=status,
                 list_price=list_price,
                 price_item=item,
@@ -442,6 +456,14 @@ def subscription_create(
                 )
             if not won:
                 raise _unit_not_available()
+            if pledge is not None and not Pledge.objects.filter(
+                pk=pledge.pk,
+                customer_id=customer.pk,
+                project_id=unit.project_id,
+                status=PledgeStatus.ACTIVE,
+                units_taken__lt=F("max_units"),
+            ).update(units_taken=F("units_taken") + 1, updated_at=now):
+                raise _pledge_refusal(pledge.pk)
             _audit_unit(
                 actor,
                 unit,
@@ -453,12 +475,22 @@ def subscription_create(
                 agreed_price=agreed_price,
                 discount=discount,
                 needs_approval=needs_approval,
+                pledge=pledge.number if pledge is not None else None,
             )
             if not needs_approval:
                 _after_deal(actor=actor, subscription=sub, event="subscribed")
     except IntegrityError as exc:  # another live subscription of this unit
         raise _unit_not_available() from exc
     return sub
+
+
+def _pledge_refusal(pledge_id: int) -> Conflict:
+    """Why the pledge's conditional UPDATE matched nothing (read only on refusal)."""
+    if Pledge.objects.filter(pk=pledge_id).exclude(status=PledgeStatus.ACTIVE).exists():
+        return Conflict(_("This pledge is no longer active."), code="pledge_inactive")
+    return Conflict(
+        _("This pledge has already taken all the units it may take."), code="pledge_limit_reached"
+    )
 
 
 def _ensure_manager(actor: Any, project_id: int) -> None:

@@ -9,6 +9,12 @@ urlpatterns = [
     path("board/<int:project_id>/", views.board, name="board"),
     path("board/<int:project_id>/live/", views.board_live, name="board_live"),
     path("signin/<str:token>/", views.signin, name="signin"),
+    path("openings/<int:opening_id>/signin/", views.opening_signin, name="opening_signin"),
+    path(
+        "openings/<int:opening_id>/signin/code/",
+        views.opening_signin_code,
+        name="opening_signin_code",
+    ),
     path("openings/<int:opening_id>/", views.opening_phone, name="opening_phone"),
     path("openings/<int:opening_id>/live/", views.opening_phone_live, name="opening_phone_live"),
     path(

@@ -11,10 +11,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from homeclub.common.errors import Busy, DomainError, NotFound
 from homeclub.common.http import AuthedRequest
+from homeclub.common.middleware import client_ip
 from homeclub.org.scoping import projects_for, scope_of
 
 from .admission import admitted
@@ -24,6 +27,9 @@ from .buyers import (
     favourite_heat,
     favourite_toggle,
     followup_list,
+    signin_code_send,
+    signin_code_use,
+    signin_link_check,
     signin_link_use,
     similar_units,
 )
@@ -70,16 +76,105 @@ def board_index(request: AuthedRequest) -> HttpResponse:
 # --- online opening: the buyer's phone page and the sales team's page ---------------------
 
 
+@never_cache
 def signin(request: HttpRequest, token: str) -> HttpResponse:
-    """A one-time link from the SMS: signs the buyer in and opens the opening's page."""
+    """A one-time link from the SMS. Opening it shows a "sign in" button; only pressing
+    it (POST) uses the link, because SMS and WeChat previews open links too."""
     try:
-        link = signin_link_use(token=token)
+        if request.method == "POST":
+            link = signin_link_use(token=token)
+        else:
+            link = signin_link_check(token=token)
     except DomainError as exc:
         return render(
             request, "inventory/signin_failed.html", {"message": exc.message}, status=exc.status
         )
+    if request.method != "POST":
+        return render(request, "inventory/signin_confirm.html", {"opening": link.opening})
     login(request, link.user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect("inventory:opening_phone", opening_id=link.opening_id)
+
+
+SIGNIN_PHONE_KEY = "inventory_signin_phone"
+
+
+def _opening_or_404(opening_id: int) -> Opening:
+    opening = Opening.objects.filter(pk=opening_id).first()
+    if opening is None:
+        raise Http404
+    return opening
+
+
+def _send_code(request: HttpRequest, opening: Opening, phone: str) -> DomainError | None:
+    try:
+        masked = signin_code_send(opening=opening, phone=phone, ip=client_ip(request) or "")
+    except DomainError as exc:
+        return exc
+    request.session[SIGNIN_PHONE_KEY] = {"opening": opening.pk, "phone": phone, "masked": masked}
+    return None
+
+
+def _refusal(exc: DomainError) -> str:
+    return "; ".join(m for ms in exc.fields.values() for m in ms) or str(exc.message)
+
+
+@never_cache
+def opening_signin(request: HttpRequest, opening_id: int) -> HttpResponse:
+    """Sign-in by SMS code, step 1: the pledge's mobile. Every well-formed number gets
+    the same answer (the code page), whether or not it holds a pledge."""
+    opening = _opening_or_404(opening_id)
+    error, status = "", 200
+    if request.method == "POST":
+        phone = str(request.POST.get("phone") or "")
+        exc = _send_code(request, opening, phone)
+        if exc is None:
+            return redirect("inventory:opening_signin_code", opening_id=opening.pk)
+        error, status = _refusal(exc), (422 if exc.status == 400 else exc.status)
+    return render(
+        request,
+        "inventory/signin_phone.html",
+        {"opening": opening, "error": error, "phone": request.POST.get("phone", "")},
+        status=status,
+    )
+
+
+@never_cache
+def opening_signin_code(request: HttpRequest, opening_id: int) -> HttpResponse:
+    """Step 2: the 6-digit code (or, with ``resend``, another code to the same phone)."""
+    opening = _opening_or_404(opening_id)
+    held = request.session.get(SIGNIN_PHONE_KEY) or {}
+    if held.get("opening") != opening.pk:
+        return redirect("inventory:opening_signin", opening_id=opening.pk)
+    phone = str(held.get("phone") or "")
+    error, notice, status = "", "", 200
+    if request.method == "POST" and request.POST.get("resend"):
+        exc = _send_code(request, opening, phone)
+        if exc is None:
+            notice = str(_("A new code was sent."))
+        else:
+            error, status = _refusal(exc), exc.status
+    elif request.method == "POST":
+        try:
+            user = signin_code_use(
+                opening=opening, phone=phone, code=str(request.POST.get("code") or "")
+            )
+        except DomainError as exc:
+            error, status = _refusal(exc), (422 if exc.code == "code_wrong" else exc.status)
+        else:
+            request.session.pop(SIGNIN_PHONE_KEY, None)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("inventory:opening_phone", opening_id=opening.pk)
+    return render(
+        request,
+        "inventory/signin_code.html",
+        {
+            "opening": opening,
+            "masked": held.get("masked", ""),
+            "error": error,
+            "notice": notice,
+        },
+        status=status,
+    )
 
 
 def _phone_context(request: AuthedRequest, opening: Opening) -> dict[str, Any]:
@@ -120,10 +215,12 @@ def _opening_for_buyer(request: AuthedRequest, opening_id: int) -> Opening:
     return opening
 
 
-@login_required
 def opening_phone(request: AuthedRequest, opening_id: int) -> HttpResponse:
     """The buyer's phone page: countdown and favourites before the start (server clock),
-    live availability and a pick button per unit from it, then confirm."""
+    live availability and a pick button per unit from it, then confirm. A visitor not
+    signed in goes to the SMS-code sign-in of this opening."""
+    if not request.user.is_authenticated:
+        return redirect("inventory:opening_signin", opening_id=opening_id)
     opening = _opening_for_buyer(request, opening_id)
     try:
         context = _phone_context(request, opening)
