@@ -416,3 +416,61 @@ def test_api_earn_by_member_number_phone_and_card(
         )
     listed = api_rules.rules(_req(pos), api_rules.RuleQuery(trigger="merchant_spend"))
     assert [(r["rule_version"], r["entries"]) for r in listed] == [("mall@v1", 2)]
+
+
+def test_trimmed_award_keeps_its_rate_and_rule_version(member: Any, units: Any) -> None:
+    """A rule counted in the business unit's units: the entry names the dated rate row
+    that converted the act (and the rule version), also when the caps trimmed it, also
+    when a retry finishes the award, and a later rate change does not rewrite it."""
+    from homeclub.points.models import EarnRate
+    from homeclub.points.selectors import rates_cache_clear
+    from homeclub.points.services import earn_rate_set, points_award
+
+    rule_create(
+        actor=None,
+        code="hotel",
+        name="酒店消费",
+        trigger=Trigger.MERCHANT_SPEND,
+        business_unit=units["hotel"],
+        valid_from=T0 - dt.timedelta(days=1),
+        formula="per_yuan",
+        rate_per_yuan=Decimal("1"),
+        unit="bu",
+        cap_per_day=300,
+    )
+    rate = EarnRate.objects.get(business_unit=units["hotel"])  # 2 club points per unit
+    full = earn(member, "h1", Trigger.MERCHANT_SPEND, amount_yuan=Decimal("100"))
+    trimmed = earn(member, "h2", Trigger.MERCHANT_SPEND, amount_yuan=Decimal("150.50"))
+    assert (full.points, trimmed.wanted, trimmed.points) == (200, 301, 100)
+    for res, units_amount in ((full, Decimal("100.00")), (trimmed, Decimal("150.50"))):
+        entry = Entry.objects.get(pk=res.entry.pk)
+        assert (entry.rate_id, entry.bu_units, entry.rule_version) == (
+            rate.pk,
+            units_amount,
+            "hotel@v1",
+        )
+        assert entry.business_unit_id == units["hotel"].pk
+    grant = EarningGrant.objects.get(source_id="h2")
+    assert (grant.rate_id, grant.bu_units) == (rate.pk, Decimal("150.50"))
+    # A new rate from now on: the recorded entries keep the old row.
+    earn_rate_set(
+        actor=None, business_unit=units["hotel"], points_per_unit=5, valid_from=T0 + dt.timedelta(1)
+    )
+    rates_cache_clear()
+    assert Entry.objects.get(pk=trimmed.entry.pk).rate_id == rate.pk
+    # A retry of a decision whose award had not been recorded yet uses the grant's rate.
+    EarningGrant.objects.filter(source_id="h2").update(entry=None)
+    again = earn(member, "h2", Trigger.MERCHANT_SPEND, amount_yuan=Decimal("150.50"))
+    assert again.entry is not None and again.entry.pk == trimmed.entry.pk
+    # A club-points rule records no rate; a rate of another unit is refused.
+    with pytest.raises(ValidationFailed) as exc:
+        points_award(
+            actor=None,
+            member=member,
+            business_unit=units["commercial"],
+            points=5,
+            source_type="t",
+            source_id="x",
+            rate=rate,
+        )
+    assert exc.value.code == "rate_other_unit"

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from homeclub.common.errors import Forbidden, NotFound, ValidationFailed
 from homeclub.common.models import AuditEvent
 from homeclub.points import finance
-from homeclub.points.models import Account, Entry, Lot
+from homeclub.points.models import Account, Entry, Lot, LotUse
 from homeclub.points.services import (
     point_value_set,
     points_adjust,
@@ -461,3 +461,43 @@ def test_rate_start_never_in_the_past() -> None:
     assert exc.value.code == "rate_in_past" and "valid_from" in exc.value.fields
     with pytest.raises(ValidationFailed):
         finance.rate_start(dt.datetime(2026, 6, 2), now=now)  # naive
+
+
+def test_lot_business_unit_copies_the_earning_entry_and_reports_equal_raw_joins(
+    ledger: Ledger,
+) -> None:
+    """``Lot.business_unit`` is set when the lot opens (fast path on PostgreSQL, ORM path
+    on SQLite, confirmations, adjustments) and the reports that group by it equal the
+    raw aggregates that join each lot to its earning entry."""
+    lots = list(Lot.objects.select_related("entry"))
+    assert lots and all(lot.business_unit_id == lot.entry.business_unit_id for lot in lots)
+    owed = finance.liability(viewer=ledger.admin)
+    raw = {
+        r["entry__business_unit_id"]: int(r["s"])
+        for r in Lot.objects.filter(remaining__gt=0)
+        .values("entry__business_unit_id")
+        .annotate(s=Sum("remaining"))
+        .order_by()
+    }
+    assert {r.business_unit_id: r.balance for r in owed.rows if r.balance} == raw
+    flows = finance.monthly_flows(
+        viewer=ledger.admin, first=dt.date(2023, 6, 1), last=dt.date(2026, 11, 1)
+    )
+    for row in flows.by_unit:
+        taken = LotUse.objects.filter(
+            lot__entry__business_unit_id=row.business_unit_id, entry__kind=Entry.Kind.EXPIRE
+        ).aggregate(s=Sum("points"))["s"]
+        assert row.expired == int(taken or 0)
+
+
+def test_migration_fills_lot_business_unit_from_the_earning_entry(ledger: Ledger) -> None:
+    import importlib
+
+    migration = importlib.import_module("homeclub.points.migrations.0003_lot_business_unit")
+    fill = next(op for op in migration.Migration.operations if op.__class__.__name__ == "RunSQL")
+    expected = dict(Lot.objects.values_list("pk", "business_unit_id"))
+    assert any(expected.values())
+    Lot.objects.update(business_unit=None)
+    with connection.cursor() as cursor:
+        cursor.execute(fill.sql)
+    assert dict(Lot.objects.values_list("pk", "business_unit_id")) == expected

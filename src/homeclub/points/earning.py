@@ -408,7 +408,7 @@ def points_earn(
 
     grant = (
         EarningGrant.objects.filter(source_type=st, source_id=sid)
-        .select_related("rule", "rule__business_unit", "entry")
+        .select_related("rule", "rule__business_unit", "entry", "rate")
         .first()
     )
     if grant is None:
@@ -428,6 +428,7 @@ def points_earn(
             rate_per_yuan=rule.rate_per_yuan,
             amount_yuan=yuan,
         )
+        rate = None
         if rule.unit == EarningRule.Unit.BU:
             rate = earn_rate_at(rule.business_unit, when)
             if rate is None:
@@ -461,6 +462,8 @@ def points_earn(
                     points=granted,
                     outcome=outcome,
                     day=day,
+                    rate=rate,
+                    bu_units=amount if rate is not None else None,
                 )
                 if outcome != Outcome.AWARDED:
                     audit_log(
@@ -473,7 +476,7 @@ def points_earn(
             # A concurrent call for the same source decided first: use its decision.
             grant = (
                 EarningGrant.objects.filter(source_type=st, source_id=sid)
-                .select_related("rule", "rule__business_unit", "entry")
+                .select_related("rule", "rule__business_unit", "entry", "rate")
                 .first()
             )
             if grant is None:
@@ -489,6 +492,10 @@ def points_earn(
     kwargs: dict[str, Any] = {}
     if _AWARD_TAKES_TIER_FLAG:
         kwargs["apply_tier_multiplier"] = rule.apply_tier_multiplier
+    if grant.rate_id is not None:
+        # The rate that converted the act (the award may be trimmed by the caps).
+        kwargs["rate"] = grant.rate
+        kwargs["bu_units"] = grant.bu_units
     try:
         entry = points_award(
             actor=actor,

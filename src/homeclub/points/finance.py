@@ -6,13 +6,13 @@ query per figure, never a Python loop over accounts or entries).
 created the lot it sits in: ``Lot.entry`` is the earning entry (an award, the
 confirmation of a pending award, a positive adjustment) and that entry carries the
 business unit (confirmations copy the award's; an adjustment may have none: the
-"unattributed" row). So
+"unattributed" row). ``Lot.business_unit`` is a copy of it, written when the lot opens
+(migration 0003 filled the older lots), so the reports never join a lot to its entry:
 
-- the **liability** of a business unit is the sum of ``remaining`` of the open lots whose
-  earning entry is that unit's — exact, because the ledger keeps
-  ``Account.balance == sum(Lot.remaining)``;
+- the **liability** of a business unit is the sum of ``remaining`` of the open lots of
+  that unit — exact, because the ledger keeps ``Account.balance == sum(Lot.remaining)``;
 - **outflows** (redemption, expiry, reversal, negative adjustment) are attributed through
-  the lots they consumed (``LotUse → Lot → earning entry``), not through the entry's own
+  the lots they consumed (``LotUse → Lot.business_unit``), not through the entry's own
   ``business_unit`` (a redemption's is where the points were *spent*). A cancelled
   redemption gives back exactly the uses of the redemption, attributed the same way;
 - **pending** points (not yet a lot) belong to the award's unit: ``sum(pending_delta)``
@@ -22,17 +22,20 @@ Hence, per business unit, the sum of every month's net flow equals its liability
 monthly table and the liability reconcile to the point (tests/points/test_finance.py).
 
 Indexes and cost: the liability reads the open lots (``remaining > 0``, the condition of
-the partial indexes ``points_lot_open_idx`` / ``points_lot_due_idx``) hash-joined to their
-earning entries by primary key; pending points start from the accounts with
-``pending > 0`` and read only their entries through ``points_entry_account_idx``
-(account, -id); the control totals scan the account table. The monthly flows read the
-period's entries (``occurred_at`` has no index of its own: a sequential scan) and each
-lot use's lot and earning entry by primary key. Measured on PostgreSQL with 100k
-accounts, 1.2M entries, 500k open lots and 600k lot uses (a loaded 2-vCPU machine):
-liability ~1.1 s, twelve months of flows ~2.8 s, each query count fixed (4 and 5). Most
-of it is the join to the earning entry; a ``business_unit`` copied onto ``Lot`` when the
-lot opens would take the liability to ~0.16 s (measured) — a model change left to the
-ledger's owner.
+the partial indexes ``points_lot_open_idx`` / ``points_lot_due_idx``) grouped by their own
+``business_unit``; pending points start from the accounts with ``pending > 0`` and read
+only their entries through ``points_entry_account_idx`` (account, -id); the control
+totals scan the account table. The monthly flows read the period's entries of the kinds
+they need through ``points_entry_kind_time_idx`` (kind, occurred_at) — the rare
+redemption cancellations with an index scan of next to nothing — and each lot use's lot
+by primary key (hash-joined). ``benchmarks/points_finance.py`` measures both on
+PostgreSQL: with 100k accounts, 1.2M entries, 500k open lots and 600k lot uses spread
+over three years (a shared 2-core machine), the liability takes ~0.18 s (1.17 s with
+the join to the earning entry) and twelve months of flows ~1.9 s (2.8 s before; that
+run indexed ``occurred_at`` alone: the composite index also drops the 0.25 s scan for
+cancellations). Most of the rest is the period's lot uses (~185k rows) joined to their
+entries and lots; a copy of the unit and time on ``LotUse`` would remove those joins.
+Query counts are fixed (4 and 5).
 """
 
 import bisect
@@ -154,8 +157,8 @@ def liability(*, viewer: Any, at: dt.datetime | None = None) -> Liability:
         pending = pending.filter(account__member_id__in=members)
         accounts = accounts.filter(member_id__in=members)
     by_lot = {
-        row["entry__business_unit_id"]: (int(row["balance"] or 0), int(row["due"] or 0))
-        for row in lots.values("entry__business_unit_id")
+        row["business_unit_id"]: (int(row["balance"] or 0), int(row["due"] or 0))
+        for row in lots.values("business_unit_id")
         .annotate(
             balance=Sum("remaining"),
             due=Sum(
@@ -404,21 +407,21 @@ def monthly_flows(
     }
     for r in (
         uses.annotate(m=TruncMonth("entry__occurred_at", tzinfo=LOCAL_TZ))
-        .values("m", "lot__entry__business_unit_id", "entry__kind")
+        .values("m", "lot__business_unit_id", "entry__kind")
         .annotate(points=Sum("points"))
         .order_by()
     ):
-        row = cell(r["m"], r["lot__entry__business_unit_id"])
+        row = cell(r["m"], r["lot__business_unit_id"])
         name = outflow[r["entry__kind"]]
         points = int(r["points"] or 0)
         setattr(row, name, getattr(row, name) + (-points if name == "adjusted" else points))
     for r in (
         given_back.annotate(m=TruncMonth("entry__followers__occurred_at", tzinfo=LOCAL_TZ))
-        .values("m", "lot__entry__business_unit_id")
+        .values("m", "lot__business_unit_id")
         .annotate(points=Sum("points"))
         .order_by()
     ):
-        cell(r["m"], r["lot__entry__business_unit_id"]).redeemed -= int(r["points"] or 0)
+        cell(r["m"], r["lot__business_unit_id"]).redeemed -= int(r["points"] or 0)
 
     months = []
     month = first

@@ -213,7 +213,12 @@ class Entry(models.Model):
                 name="points_entry_after_gte_0",
             ),
         ]
-        indexes = [models.Index(fields=["account", "-id"], name="points_entry_account_idx")]
+        indexes = [
+            models.Index(fields=["account", "-id"], name="points_entry_account_idx"),
+            # The monthly flows read one period's entries of some kinds (three queries
+            # in finance.monthly_flows, one of them for the rare redemption cancels).
+            models.Index(fields=["kind", "occurred_at"], name="points_entry_kind_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.points:+d} ({self.source_type}:{self.source_id})"
@@ -238,6 +243,17 @@ class Lot(models.Model):
     )
     entry = models.OneToOneField(
         Entry, verbose_name=_("earning entry"), on_delete=models.PROTECT, related_name="lot"
+    )
+    # The business unit the points were earned in: a copy of the earning entry's, set
+    # when the lot opens, so the liability and the flows group lots without joining
+    # their entries (finance.py). None for an unattributed (manual) credit.
+    business_unit = models.ForeignKey(
+        BusinessUnit,
+        verbose_name=_("business unit"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     points = models.BigIntegerField(_("points"))
     remaining = models.BigIntegerField(_("remaining"))
@@ -434,6 +450,20 @@ class EarningGrant(models.Model):
     )
     wanted = models.BigIntegerField(_("points wanted"))
     points = models.BigIntegerField(_("points granted"))
+    # A rule counted in the business unit's own units: the act's size in those units and
+    # the dated rate that converted it (``wanted``), recorded on the entry even when the
+    # caps trimmed the award; None for a rule counted in club points.
+    rate = models.ForeignKey(
+        EarnRate,
+        verbose_name=_("exchange rate"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    bu_units = models.DecimalField(
+        _("business unit amount"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
     day = models.DateField(_("day"))
     entry = models.OneToOneField(

@@ -39,13 +39,19 @@ from .finance import (
     rate_start,
 )
 from .services import earn_rate_set, point_value_set
-from .statements import XLSX_CONTENT_TYPE, finance_flows_xlsx, member_statement_xlsx
+from .statements import (
+    PDF_CONTENT_TYPE,
+    XLSX_CONTENT_TYPE,
+    finance_flows_xlsx,
+    member_statement_pdf,
+    member_statement_xlsx,
+)
 
 ENTRIES_PER_PAGE = 50
 
 
-def _attachment(content: bytes, name: str) -> HttpResponse:
-    response = HttpResponse(content, content_type=XLSX_CONTENT_TYPE)
+def _attachment(content: bytes, name: str, content_type: str = XLSX_CONTENT_TYPE) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -100,6 +106,15 @@ def member_statement_download(request: AuthedRequest, member_id: int) -> HttpRes
         actor=request.user, member_id=member_id, first_day=first, last_day=last
     )
     return _attachment(content, name)
+
+
+@login_required
+def member_statement_pdf_download(request: AuthedRequest, member_id: int) -> HttpResponse:
+    first, last = _statement_period(request)
+    content, name, _statement = member_statement_pdf(
+        actor=request.user, member_id=member_id, first_day=first, last_day=last
+    )
+    return _attachment(content, name, PDF_CONTENT_TYPE)
 
 
 # --- finance ---------------------------------------------------------------------------------
