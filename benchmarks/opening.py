@@ -7,9 +7,10 @@ the raw conditional UPDATE, same server settings, same data, same load generator
     ./run bench opening --buyers 300 --units 50   # smoke run
 
 Every buyer holds a token (bulk-created in setup) and 5 favourites skewed toward popular
-units. All are released at the opening's start; each tries its favourites in order, then
-random units still available in the snapshot, until it holds one, the snapshot shows
-nothing left (sold out), or it is refused for good. "Busy" answers (429/503) are retried
+units. All are released at the opening's start; each tries its first favourite, then the
+"similar units still free" that a miss (409) lists (both servers answer them: homeclub
+from its cached snapshot, the baseline with one SELECT), until it holds one, the list is
+empty (sold out), or it is refused for good; without a list it reads the board. "Busy" answers (429/503) are retried
 after Retry-After. Pollers read the availability endpoint (with ETag) meanwhile.
 At most ``--connections`` requests are in flight at once (latency is measured per
 request once it has a connection slot, as wrk does).
@@ -44,7 +45,7 @@ from _common import drop_database, fresh_database, migrate, percentile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DB_NAME = "homeclub_bench_opening"
+DB_NAME = "homeclub_bench_opening" + os.environ.get("BENCH_DB_SUFFIX", "")
 REDIS_DB = 7
 SECRET = "bench-opening-" + "x" * 60
 FAVOURITES = 5
@@ -427,42 +428,36 @@ async def run_phase(
         return boards[key]
 
     async def buyer(b: int, deadline: float) -> None:
-        """A phone: at the start it tries its first favourite at once; after a miss it
-        refreshes the live board (conditional GET) and skips what the board shows taken,
-        then takes any unit the board shows free, until it holds one or none is left."""
+        """A phone: at the start it tries its first favourite at once. A miss (409) lists
+        similar units still free (both servers answer it): the buyer tries those next
+        (its own favourites among them first); an empty list means nothing is left, a
+        definite "sold out". Only without such a list does it refresh the live board
+        (conditional GET) and take a unit the board shows free."""
         token, pledge = tokens[b], pledge_ids[b]
-        queue = list(favourites[b])
+        favs = list(favourites[b])
+        queue = favs[:1]
         tried: set[int] = set()
-        board: frozenset[int] | None = None
-        last_board: frozenset[int] = frozenset()
         etag = ""
+        last_board: frozenset[int] = frozenset()
         await asyncio.sleep(max(0.0, release_at - time.perf_counter()))
         while time.perf_counter() < deadline:
-            if board is not None:
-                free = board - tried
-                queue = [u for u in queue if u in free]
-                if not queue:
-                    if not board:
-                        run.outcomes["sold_out"] += 1
-                        return
-                    if not free:  # the board lags behind what we saw: look again
-                        tried.clear()
-                        await asyncio.sleep(0.2)
-                        board = None
-                    else:
-                        queue = [rng.choice(sorted(free))]
-            if board is None and not queue:
+            if not queue:
                 r = await request("GET", avail_path, token, etag=etag)
                 if r is None or r.status_code not in (200, 304):
                     await backoff(r)
                     continue
                 if r.status_code == 200:
                     etag = r.headers.get("Etag", "")
-                    board = available_in(r.body)
-                    last_board = board
-                else:
-                    board = last_board
-                continue
+                    last_board = available_in(r.body)
+                free = last_board - tried
+                if not last_board:
+                    run.outcomes["sold_out"] += 1
+                    return
+                if not free:  # the board lags behind what we saw: look again
+                    tried.clear()
+                    await asyncio.sleep(0.2)
+                    continue
+                queue = [u for u in favs if u in free] or [rng.choice(sorted(free))]
             unit = queue[0]
             body = json.dumps({"pledge_id": pledge, "unit_id": unit}).encode()
             r = await request("POST", pick_path, token, body)
@@ -474,20 +469,20 @@ async def run_phase(
                 run.accepted.append((b, unit, time.perf_counter()))
                 run.outcomes["hold"] += 1
                 return
-            code = r.json().get("code", "") if r.status_code == 409 else ""
+            data = r.json() if r.status_code == 409 else {}
+            code = data.get("code", "")
             if code != "unit_not_available":
                 run.outcomes[f"refused_{r.status_code}_{code}"] += 1
                 return
             tried.add(unit)
-            # refresh the board before the next choice
-            r = await request("GET", avail_path, token, etag=etag)
-            if r is not None and r.status_code == 200:
-                etag = r.headers.get("Etag", "")
-                board = last_board = available_in(r.body)
-            elif r is not None and r.status_code == 304:
-                board = last_board
-            else:
-                board = None
+            if "similar" not in data:
+                queue = []  # no hint: look at the board
+                continue
+            similar = [u["id"] for u in data["similar"] if u["id"] not in tried]
+            if not data["similar"]:
+                run.outcomes["sold_out"] += 1
+                return
+            queue = [u for u in similar if u in favs] + [u for u in similar if u not in favs]
         run.outcomes["no_answer"] += 1
 
     async def poller(p: int) -> None:

@@ -3,7 +3,7 @@
 Served by the same gunicorn settings as homeclub and driven by the same load generator,
 on the same tables and data: ``POST /api/v1/inventory/openings/<id>/picks`` with
 ``{"pledge_id", "unit_id"}`` answers 201 when one ``UPDATE … WHERE status='available'``
-took the unit, 409 otherwise; ``GET …/availability`` answers the units as JSON from one
+took the unit, 409 otherwise (with up to 5 similar units still free, from one SELECT); ``GET …/availability`` answers the units as JSON from one
 SELECT. No auth, no ORM, no middleware — the floor homeclub is measured against.
 
     DATABASE_URL=postgres://… gunicorn --chdir benchmarks opening_baseline:app
@@ -25,6 +25,18 @@ UPDATE inventory_unit
        status_changed_at = now(), updated_at = now(), version = version + 1
  WHERE id = %s AND opening_id = %s AND status = 'available'
 RETURNING id
+"""
+# A miss answers, as homeclub does, with up to 5 similar units still free (same layout,
+# then building, then nearest floor; 5 drawn at random among the closest 15). homeclub
+# takes them from its cached snapshot; the raw floor has no cache, so it asks the table.
+SIMILAR_SQL = """
+WITH m AS (SELECT layout, building_id, floor FROM inventory_unit WHERE id = %(unit)s),
+c AS (SELECT u.id, u.number FROM inventory_unit u, m
+       WHERE u.opening_id = %(opening)s AND u.status = 'available' AND u.id <> %(unit)s
+       ORDER BY (u.layout <> m.layout), (u.building_id <> m.building_id),
+                abs(u.floor - m.floor)
+       LIMIT 15)
+SELECT id, number FROM c ORDER BY random() LIMIT 5
 """
 SNAPSHOT_SQL = "SELECT id, number, status FROM inventory_unit WHERE opening_id = %s ORDER BY id"
 
@@ -63,7 +75,16 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         )
         if row:
             return _answer(start_response, "201 Created", {"unit_id": row[0], "status": "held"})
-        return _answer(start_response, "409 Conflict", {"code": "unit_not_available"})
+        unit_id = int(payload["unit_id"])
+        similar = _db().execute(SIMILAR_SQL, {"unit": unit_id, "opening": opening_id}).fetchall()
+        return _answer(
+            start_response,
+            "409 Conflict",
+            {
+                "code": "unit_not_available",
+                "similar": [{"id": i, "number": n} for i, n in similar],
+            },
+        )
     if method == "GET" and parts[5] == "availability":
         rows = _db().execute(SNAPSHOT_SQL, [opening_id]).fetchall()
         units = [{"id": i, "number": n, "status": s} for i, n, s in rows]

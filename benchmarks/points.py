@@ -49,7 +49,7 @@ import psycopg
 from _common import ROOT, Timer, drop_database, fresh_database, migrate, percentile
 
 BENCH_DIR = Path(__file__).resolve().parent
-DB_NAME = "homeclub_bench_points"
+DB_NAME = "homeclub_bench_points" + os.environ.get("BENCH_DB_SUFFIX", "")
 START_BALANCE = 1000
 AWARD, REDEEM = 10, 5
 MOBILE_PREFIX = "+86137"  # bench customers: +86137 + 8 digits
@@ -156,8 +156,9 @@ def seed(url: str, n_accounts: int, n_hot: int) -> tuple[list[int], list[int], i
             [unit.pk, now, now],
         )
         cur.execute(
-            "INSERT INTO points_lot (account_id, entry_id, points, remaining, earned_at, "
-            "expires_at) SELECT account_id, id, points, points, %s, %s FROM points_entry "
+            "INSERT INTO points_lot (account_id, entry_id, business_unit_id, points, remaining, "
+            "earned_at, expires_at) SELECT account_id, id, business_unit_id, points, points, "
+            "%s, %s FROM points_entry "
             "WHERE source_type = 'bench_seed' ORDER BY id",
             [now, rules.expiry_for(now)],
         )
