@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from homeclub.common import phones
 from homeclub.common.idnumbers import InvalidIdNumber, check_char, make_id_number, parse_id_number
 from homeclub.common.masking import mask_id_number, mask_name, mask_phone
 from homeclub.common.money import format_yuan, yuan
@@ -27,6 +28,40 @@ from homeclub.common.phones import InvalidPhone, normalize_phone, parse_phone
 def test_mobile_forms_normalise_to_one_key(raw: str) -> None:
     assert normalize_phone(raw) == "+8613812345678"
     assert parse_phone(raw).is_mobile
+
+
+def _slow(raw: str) -> tuple[str, str, bool] | None:
+    try:
+        got = phones._parse_slow(raw, mobile_only=False)
+    except InvalidPhone:
+        return None
+    return got.e164, got.national, got.is_mobile
+
+
+def _fast(raw: str) -> tuple[str, str, bool] | None:
+    try:
+        got = parse_phone(raw)
+    except InvalidPhone:
+        return None
+    return got.e164, got.national, got.is_mobile
+
+
+def test_fast_mobile_path_answers_as_phonenumbers_for_every_prefix() -> None:
+    """The fast path (an 11-digit 1[3-9] number checked against the metadata's mobile
+    pattern) must say exactly what phonenumbers' parser says: two numbers from every
+    five-digit prefix (the metadata's patterns decide on at most five), valid or not, typed
+    bare and with +86."""
+    import random
+
+    rng = random.Random(11)
+    fast_hits = 0
+    for prefix in range(13000, 20000):
+        for _ in range(2):
+            nsn = f"{prefix}{rng.randrange(10**6):06d}"
+            for raw in (nsn, "+86" + nsn):
+                assert _fast(raw) == _slow(raw), raw
+                fast_hits += phones._CN_MOBILE.fullmatch(nsn) is not None
+    assert fast_hits > 10_000  # the fast path did answer most of them
 
 
 def test_landline_is_valid_and_displays_with_area_code() -> None:
