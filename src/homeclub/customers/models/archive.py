@@ -156,19 +156,18 @@ class Customer(BaseModel):
         via=(ScopeVia(model="customers.CustomerProject", link="customer", holds_home=True),),
     )
 
+    # No index of its own: ``customer_newest`` (created_at, id) serves it.
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
     # background
     name = models.CharField(_("name"), max_length=60)
-    name_pinyin = models.CharField(
-        _("name in pinyin"), max_length=200, blank=True, db_default="", db_index=True
-    )
-    name_initials = models.CharField(
-        _("name initials"), max_length=60, blank=True, db_default="", db_index=True
-    )
+    name_pinyin = models.CharField(_("name in pinyin"), max_length=200, blank=True, db_default="")
+    name_initials = models.CharField(_("name initials"), max_length=60, blank=True, db_default="")
     gender = models.CharField(
         _("gender"), max_length=1, choices=Gender.choices, blank=True, default=""
     )
-    mobile = models.CharField(_("mobile"), max_length=20, unique=True)
-    id_number = models.CharField(_("ID number"), max_length=18, null=True, blank=True, unique=True)
+    mobile = models.CharField(_("mobile"), max_length=20)
+    id_number = models.CharField(_("ID number"), max_length=18, null=True, blank=True)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     birthday_calendar = models.CharField(
         _("birthday calendar"),
@@ -304,7 +303,6 @@ class Customer(BaseModel):
         choices=Stage.choices,
         default=Stage.LEAD,
         db_default=Stage.LEAD,
-        db_index=True,
     )
     retention_class = models.CharField(
         _("retention class"),
@@ -313,7 +311,6 @@ class Customer(BaseModel):
         blank=True,
         default="",
         db_default="",
-        db_index=True,
     )
     loyalty = models.CharField(
         _("loyalty step"),
@@ -353,6 +350,7 @@ class Customer(BaseModel):
         on_delete=models.PROTECT,
         related_name="customers",
         limit_choices_to={"kind": OrgNode.Kind.PROJECT},
+        db_index=False,  # the (project, owner) index serves it
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -369,10 +367,29 @@ class Customer(BaseModel):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ["-created_at", "-id"]
+        # Every index is paid for by every write (an import of a million rows spends most
+        # of its time maintaining them), so each one here serves a query and none repeats
+        # another: unique constraints instead of ``unique=True`` (which adds an unused
+        # pattern index on PostgreSQL), pattern indexes alone for the prefix searches.
+        constraints = [
+            models.UniqueConstraint(fields=["mobile"], name="customer_mobile_unique"),
+            models.UniqueConstraint(fields=["id_number"], name="customer_id_number_unique"),
+        ]
         indexes = [
             models.Index(fields=["project", "owner"]),
             # The list's order: its first page reads 25 index entries, not the whole table.
             models.Index(fields=["-created_at", "-id"], name="customer_newest"),
+            # pinyin / initials search is a prefix match (LIKE 'zs%')
+            models.Index(
+                fields=["name_pinyin"], name="customer_pinyin", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(
+                fields=["name_initials"],
+                name="customer_initials",
+                opclasses=["varchar_pattern_ops"],
+            ),
+            models.Index(fields=["stage"], name="customer_stage"),
+            models.Index(fields=["retention_class"], name="customer_retention"),
         ]
 
     def __str__(self) -> str:

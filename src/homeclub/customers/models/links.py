@@ -38,8 +38,15 @@ class CustomerProject(BaseModel):
     merge_drop_duplicates = True
     scope = ScopeSpec(project="project", owner="owner")
 
+    # No single-column indexes: each column leads one of the indexes in Meta (every index
+    # costs every write; a customer import writes a link per row).
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     customer = models.ForeignKey(
-        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="projects"
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="projects",
+        db_index=False,  # customerproject_unique (customer, project)
     )
     project = models.ForeignKey(
         OrgNode,
@@ -47,6 +54,7 @@ class CustomerProject(BaseModel):
         on_delete=models.PROTECT,
         related_name="customer_links",
         limit_choices_to={"kind": OrgNode.Kind.PROJECT},
+        db_index=False,  # (project, owner, customer)
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -55,6 +63,7 @@ class CustomerProject(BaseModel):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="customer_links",
+        db_index=False,  # custproj_owner_due (owner, next_follow_up_at)
     )
     first_seen_at = models.DateTimeField(_("first seen at"))
     # The project's pipeline with this customer; written only by the sales office's services.
@@ -109,10 +118,11 @@ class CustomerPhone(BaseModel):
         MOBILE = "mobile", _("Mobile")
         LANDLINE = "landline", _("Landline")
 
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)  # never searched
     customer = models.ForeignKey(
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="phones"
     )
-    number = models.CharField(_("number"), max_length=20, unique=True)
+    number = models.CharField(_("number"), max_length=20)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.MOBILE)
     is_primary = models.BooleanField(_("primary"), default=False)
     last_verified_at = models.DateTimeField(_("last verified at"), null=True, blank=True)
@@ -124,6 +134,8 @@ class CustomerPhone(BaseModel):
         verbose_name = _("customer phone")
         verbose_name_plural = _("customer phones")
         ordering = ["-is_primary", "id"]
+        # A constraint, not ``unique=True``: no unused pattern index on PostgreSQL.
+        constraints = [models.UniqueConstraint(fields=["number"], name="customerphone_unique")]
 
     def __str__(self) -> str:
         return self.number
