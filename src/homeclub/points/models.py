@@ -137,8 +137,16 @@ class Entry(models.Model):
         REVERSE = "reverse", _("Reverse")
         ADJUST = "adjust", _("Adjust")
 
+    # Every award and redemption writes an entry, so its indexes are few: the account's
+    # history (points_entry_account_idx), the source key, the flows by kind and time.
+    # References to rows that are never deleted (business units, rates, point values,
+    # users, who are deactivated) keep their constraint but get no index of their own.
     account = models.ForeignKey(
-        Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="entries"
+        Account,
+        verbose_name=_("account"),
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,  # points_entry_account_idx (account, -id)
     )
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     amount = models.BigIntegerField(_("amount"))
@@ -158,6 +166,7 @@ class Entry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="followers",
+        db_index=False,  # points_entry_related (partial: the few entries that have one)
     )
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     business_unit = models.ForeignKey(
@@ -167,6 +176,7 @@ class Entry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     bu_units = models.DecimalField(
         _("business unit amount"), max_digits=14, decimal_places=2, null=True, blank=True
@@ -178,6 +188,7 @@ class Entry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     point_value = models.ForeignKey(
         PointValue,
@@ -186,6 +197,7 @@ class Entry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     rule_version = models.CharField(_("rule version"), max_length=40, blank=True)
     occurred_at = models.DateTimeField(_("occurred at"))
@@ -196,8 +208,9 @@ class Entry(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("ledger entry")
@@ -218,6 +231,11 @@ class Entry(models.Model):
             # The monthly flows read one period's entries of some kinds (three queries
             # in finance.monthly_flows, one of them for the rare redemption cancels).
             models.Index(fields=["kind", "occurred_at"], name="points_entry_kind_time_idx"),
+            models.Index(
+                fields=["related"],
+                condition=Q(related__isnull=False),
+                name="points_entry_related",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -254,6 +272,7 @@ class Lot(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,  # the liability groups the open lots; nothing looks one up
     )
     points = models.BigIntegerField(_("points"))
     remaining = models.BigIntegerField(_("remaining"))
@@ -290,7 +309,11 @@ class LotUse(models.Model):
     much of each: a cancelled redemption restores exactly these with their expiry."""
 
     entry = models.ForeignKey(
-        Entry, verbose_name=_("entry"), on_delete=models.PROTECT, related_name="lot_uses"
+        Entry,
+        verbose_name=_("entry"),
+        on_delete=models.PROTECT,
+        related_name="lot_uses",
+        db_index=False,  # points_lotuse_once (entry, lot)
     )
     lot = models.ForeignKey(
         Lot, verbose_name=_("lot"), on_delete=models.PROTECT, related_name="uses"

@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from homeclub.common.migration_ops import DropForeignKeyIndex
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -42,16 +44,19 @@ class Migration(migrations.Migration):
                 blank=True, db_default="", max_length=200, verbose_name="name in pinyin"
             ),
         ),
-        migrations.AlterField(
-            model_name="customer",
-            name="project",
-            field=models.ForeignKey(
-                db_index=False,
-                limit_choices_to={"kind": "project"},
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="customers",
-                to="org.orgnode",
-                verbose_name="project",
+        DropForeignKeyIndex(
+            "customers",
+            migrations.AlterField(
+                model_name="customer",
+                name="project",
+                field=models.ForeignKey(
+                    db_index=False,
+                    limit_choices_to={"kind": "project"},
+                    on_delete=django.db.models.deletion.PROTECT,
+                    related_name="customers",
+                    to="org.orgnode",
+                    verbose_name="project",
+                ),
             ),
         ),
         migrations.AlterField(
@@ -105,40 +110,49 @@ class Migration(migrations.Migration):
             name="created_at",
             field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
         ),
-        migrations.AlterField(
-            model_name="customerproject",
-            name="customer",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="projects",
-                to="customers.customer",
-                verbose_name="customer",
+        DropForeignKeyIndex(
+            "customers",
+            migrations.AlterField(
+                model_name="customerproject",
+                name="customer",
+                field=models.ForeignKey(
+                    db_index=False,
+                    on_delete=django.db.models.deletion.CASCADE,
+                    related_name="projects",
+                    to="customers.customer",
+                    verbose_name="customer",
+                ),
             ),
         ),
-        migrations.AlterField(
-            model_name="customerproject",
-            name="owner",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="customer_links",
-                to=settings.AUTH_USER_MODEL,
-                verbose_name="consultant",
+        DropForeignKeyIndex(
+            "customers",
+            migrations.AlterField(
+                model_name="customerproject",
+                name="owner",
+                field=models.ForeignKey(
+                    blank=True,
+                    db_index=False,
+                    null=True,
+                    on_delete=django.db.models.deletion.SET_NULL,
+                    related_name="customer_links",
+                    to=settings.AUTH_USER_MODEL,
+                    verbose_name="consultant",
+                ),
             ),
         ),
-        migrations.AlterField(
-            model_name="customerproject",
-            name="project",
-            field=models.ForeignKey(
-                db_index=False,
-                limit_choices_to={"kind": "project"},
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="customer_links",
-                to="org.orgnode",
-                verbose_name="project",
+        DropForeignKeyIndex(
+            "customers",
+            migrations.AlterField(
+                model_name="customerproject",
+                name="project",
+                field=models.ForeignKey(
+                    db_index=False,
+                    limit_choices_to={"kind": "project"},
+                    on_delete=django.db.models.deletion.PROTECT,
+                    related_name="customer_links",
+                    to="org.orgnode",
+                    verbose_name="project",
+                ),
             ),
         ),
         migrations.AddIndex(
