@@ -6,6 +6,7 @@ audit row commit or roll back together; outside a transaction it refuses.
 
 import datetime as dt
 import decimal
+import json
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -68,6 +69,59 @@ def object_type(instance: models.Model | type[models.Model]) -> str:
     return instance._meta.label_lower
 
 
+def actor_fields(actor: Any) -> tuple[Any, str]:
+    """(the user to record or None, the actor's label) as every audit row names them."""
+    user = (
+        actor if getattr(actor, "pk", None) and getattr(actor, "is_authenticated", False) else None
+    )
+    if user is not None:
+        label = getattr(user, "name", "") or user.get_username()
+    elif actor is not None and not hasattr(actor, "is_authenticated"):
+        label = str(actor)
+    else:
+        label = "system"
+    return user, label[:150]
+
+
+# For a hot path that writes its audit row inside its own statement (a writable CTE):
+# ``INSERT INTO <AUDIT_TABLE> (<AUDIT_COLUMNS>) VALUES (<placeholders>)`` with the values
+# of ``audit_params`` — the same row ``audit_log`` would write, one round trip fewer.
+AUDIT_TABLE = AuditEvent._meta.db_table
+AUDIT_COLUMNS = (
+    "created_at, actor_id, actor_label, action, object_type, object_id, object_repr,"
+    " changes, ip, user_agent, request_id"
+)
+
+
+def audit_params(
+    *,
+    actor: Any,
+    action: str,
+    target_type: str,
+    target_repr: str,
+    changes: dict[str, Any],
+    now: dt.datetime,
+    prefix: str = "audit_",
+) -> dict[str, Any]:
+    """Named parameters (``%(audit_actor)s`` …) for an audit row written by hand-made SQL;
+    the caller's SQL supplies the object id (known only inside the statement), and its
+    statement must be the change's own: the row commits or rolls back with it."""
+    user, label = actor_fields(actor)
+    meta = current_request_meta()
+    return {
+        f"{prefix}now": now,
+        f"{prefix}actor": getattr(user, "pk", None),
+        f"{prefix}label": label,
+        f"{prefix}action": action,
+        f"{prefix}type": target_type,
+        f"{prefix}repr": target_repr[:200],
+        f"{prefix}changes": json.dumps(_redact(_jsonable(changes)), ensure_ascii=False),
+        f"{prefix}ip": meta.ip,
+        f"{prefix}ua": meta.user_agent,
+        f"{prefix}rid": meta.request_id,
+    }
+
+
 def audit_log(
     *,
     actor: Any,
@@ -86,19 +140,10 @@ def audit_log(
         target_type = target_type or object_type(target)
         target_id = target_id or str(target.pk)
         target_repr = target_repr or str(target)[:200]
-    user = (
-        actor if getattr(actor, "pk", None) and getattr(actor, "is_authenticated", False) else None
-    )
-    label = ""
-    if user is not None:
-        label = getattr(user, "name", "") or user.get_username()
-    elif actor is not None and not hasattr(actor, "is_authenticated"):
-        label = str(actor)[:150]
-    else:
-        label = "system"
+    user, label = actor_fields(actor)
     return AuditEvent.objects.create(
         actor=user,
-        actor_label=label[:150],
+        actor_label=label,
         action=action,
         object_type=target_type,
         object_id=target_id,

@@ -12,6 +12,7 @@ from django.db.models.functions import Reverse
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from homeclub.common.db import prepared_cursor
 from homeclub.common.masking import mask_id_number, mask_phone
 from homeclub.common.phones import national
 from homeclub.org.roles import FULL_PII_ROLES, REVEAL_ROLES
@@ -438,34 +439,6 @@ def _lookup_plan(viewer: Any) -> _LookupPlan:
     return plan
 
 
-_prepared_cursor_class: Any = None
-
-
-def _prepared_cursor() -> Any:
-    """A cursor whose statements PostgreSQL prepares (plans once per connection), wrapped
-    like every Django cursor, so query logging and execute wrappers still see it. Django's
-    own cursors bind parameters client-side, which can never be prepared."""
-    global _prepared_cursor_class
-    if connection.vendor != "postgresql":
-        return connection.cursor()
-    connection.ensure_connection()
-    if connection.connection.prepare_threshold is None:  # PG_PREPARE=false
-        return connection.cursor()
-    if _prepared_cursor_class is None:
-        from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
-            ServerBindingCursor,
-        )
-
-        class PreparedCursor(ServerBindingCursor):
-            def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-                kwargs["prepare"] = True
-                return super().execute(query, params, **kwargs)
-
-        _prepared_cursor_class = PreparedCursor
-    wrap = connection._prepare_cursor  # type: ignore[attr-defined]
-    return wrap(_prepared_cursor_class(connection.connection))
-
-
 def customer_lookup_phone(*, viewer: Any, phone: str) -> tuple[Customer | None, bool]:
     """(the customer in scope or None, whether the number belongs to anybody at all).
 
@@ -479,7 +452,7 @@ def customer_lookup_phone(*, viewer: Any, phone: str) -> tuple[Customer | None, 
     params = list(plan.params)
     for i in plan.phone_at:
         params[i] = e164
-    with _prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(plan.sql, params)
         row = cursor.fetchone()
     exists = bool(row[-1])

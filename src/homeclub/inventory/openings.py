@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from homeclub.common.audit import audit_log
+from homeclub.common.audit import actor_fields, audit_log
 from homeclub.common.context import current_request_meta
 from homeclub.common.errors import Busy, Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_timeout
@@ -365,15 +365,6 @@ SELECT u.id, p.id, k.id, a.id,
 """
 
 
-def _actor_fields(actor: Any) -> tuple[int | None, str]:
-    """(actor id, actor label) as ``audit_log`` records them."""
-    if getattr(actor, "pk", None) and getattr(actor, "is_authenticated", False):
-        return actor.pk, (getattr(actor, "name", "") or actor.get_username())[:150]
-    if actor is not None and not hasattr(actor, "is_authenticated"):
-        return None, str(actor)[:150]
-    return None, "system"
-
-
 def _pick_one_statement(
     *,
     actor: Any,
@@ -388,7 +379,8 @@ def _pick_one_statement(
     """The PostgreSQL pick: see ``_PICK_SQL``. Outside any transaction (a request) it
     is its own transaction; inside one (tests, a caller's atomic) a savepoint keeps a
     refusal from aborting the caller's transaction."""
-    actor_id, label = _actor_fields(actor)
+    user, label = actor_fields(actor)
+    actor_id = getattr(user, "pk", None)
     meta = current_request_meta()
     params: dict[str, Any] = {
         "now": now,

@@ -4,6 +4,7 @@ invariants, lock order and fast paths are described in ``ledger``."""
 
 import datetime as dt
 import uuid
+from contextlib import nullcontext
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from homeclub.club.models import Member
 from homeclub.club.tiers import points_multiplier, tier_evaluate, tiers_configured
+from homeclub.common.db import prepared_cursor
 from homeclub.common.errors import Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_rows
 from homeclub.org.models import BusinessUnit
@@ -26,11 +28,13 @@ from .expiry import (
     _has_due_lots,
 )
 from .ledger import (
+    _AUDIT_FROM_E,
     _ENTRY_INSERT,
     ADJUST_SOURCE,
     Kind,
     LedgerInconsistent,
     _audit,
+    _audit_params,
     _bump,
     _bump_row,
     _check_writer,
@@ -45,6 +49,7 @@ from .ledger import (
     _idempotent,
     _lock_account,
     _now,
+    _outside_transactions,
     _positive_points,
     _same_or_conflict,
     _take_from_lots,
@@ -61,7 +66,8 @@ _AWARD_SQL = (  # constant SQL: no value is formatted into it
     "l AS (INSERT INTO points_lot (account_id, entry_id, business_unit_id, points, remaining, "
     "earned_at, expires_at) SELECT e.account_id, e.id, %(bu)s, %(points)s, %(points)s, %(at)s, "
     "%(expires)s "
-    "FROM e RETURNING id) "
+    "FROM e RETURNING id), "
+    f"x AS ({_AUDIT_FROM_E}) "
     "SELECT e.id, e.account_id, e.balance_after, e.pending_after, e.debt_after FROM e, l"
 )
 
@@ -90,7 +96,9 @@ def _award_fast(
         extra=extra,
     )
     params["expires"] = rules.expiry_for(occurred_at)
-    with connection.cursor() as cursor:
+    params.update(_audit_params(actor, "points_award", params, pending=False))
+    # Prepared: planning this statement costs as much as running it.
+    with prepared_cursor() as cursor:
         cursor.execute(_AWARD_SQL, params)
         row = cursor.fetchone()
     return _entry_from_row(row, params, actor, extra) if row else None
@@ -184,6 +192,24 @@ def points_award(
     # No "already recorded?" read first: the unique (source, kind) key answers a retry
     # (IntegrityError → the first entry), and the common case saves a round trip.
     try:
+        fast: Entry | None = None
+        if not pending and _fast() and _outside_transactions():
+            # The common case is ONE statement (account, entry, lot and audit row), so it
+            # runs as its own transaction: no BEGIN and COMMIT round trips. In a test's
+            # transaction a savepoint stands in for it.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                fast = _award_fast(
+                    member_id=member.pk,
+                    amount=amount,
+                    source_type=source_type,
+                    source_id=source_id,
+                    occurred_at=occurred_at,
+                    actor=actor,
+                    extra=extra,
+                )
+            if fast is not None:
+                _after_award(member.pk, occurred_at)
+                return fast
         with transaction.atomic(durable=True):
             if pending:
                 row = _bump_row(member.pk, by_member=True, pending=amount)
@@ -207,26 +233,10 @@ def points_award(
                     **extra,
                 )
             else:
-                fast = (
-                    _award_fast(
-                        member_id=member.pk,
-                        amount=amount,
-                        source_type=source_type,
-                        source_id=source_id,
-                        occurred_at=occurred_at,
-                        actor=actor,
-                        extra=extra,
-                    )
-                    if _fast()
-                    else None
-                )
-                # Else: the account exists and owes nothing — one UPDATE by member first.
-                row = (
-                    None
-                    if fast
-                    else _bump_row(member.pk, by_member=True, balance=amount, require_no_debt=True)
-                )
-                entry = fast or _credit(
+                # No account yet, or a debt to pay first (the one statement did nothing),
+                # or not PostgreSQL. The account exists and owes nothing: one UPDATE.
+                row = _bump_row(member.pk, by_member=True, balance=amount, require_no_debt=True)
+                entry = _credit(
                     account_id=row[0] if row else account_open(member=member).pk,
                     figures=row[1] if row else None,
                     kind=Kind.EARN,
@@ -240,14 +250,17 @@ def points_award(
             _audit(actor, "points_award", entry, pending=pending)
     except IntegrityError as exc:
         return _idempotent(source_type, source_id, Kind.EARN, check, exc)
+    _after_award(member.pk, occurred_at)
+    return entry
+
+
+def _after_award(member_id: int, occurred_at: dt.datetime) -> None:
     if tiers_configured():
         # Upgrade at once on qualification, right after the award commits (the tier
         # reads the committed ledger; a failure there never undoes the award).
-        member_id = member.pk
         transaction.on_commit(
             lambda: tier_evaluate(member_id=member_id, at=occurred_at), robust=True
         )
-    return entry
 
 
 def points_confirm(

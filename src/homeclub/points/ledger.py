@@ -38,7 +38,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from homeclub.club.models import Member
-from homeclub.common.audit import audit_log
+from homeclub.common.audit import AUDIT_COLUMNS, AUDIT_TABLE, audit_log, audit_params
 from homeclub.common.errors import Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_rows
 from homeclub.org.models import BusinessUnit
@@ -362,6 +362,45 @@ _ENTRY_INSERT = (
     "%(at)s, %(by)s, %(now)s FROM a "
     "RETURNING id, account_id, balance_after, pending_after, debt_after"
 )
+
+
+# The audit row of an entry that a one-statement (PostgreSQL) path writes: the row
+# ``_audit`` writes, inserted by the entry's own statement from its CTE ``e``.
+_AUDIT_FROM_E = (
+    f"INSERT INTO {AUDIT_TABLE} ({AUDIT_COLUMNS}) "  # noqa: S608 - constant names
+    "SELECT %(audit_now)s, %(audit_actor)s, %(audit_label)s, %(audit_action)s, "
+    "%(audit_type)s, e.id::text, %(audit_repr)s, %(audit_changes)s::jsonb || "
+    "jsonb_build_object('account', e.account_id, 'balance_after', e.balance_after), "
+    "%(audit_ip)s::inet, %(audit_ua)s, %(audit_rid)s FROM e"
+)
+
+
+def _audit_params(
+    actor: Any, action: str, params: dict[str, Any], **changes: Any
+) -> dict[str, Any]:
+    """``audit_params`` for the entry that ``params`` (``_entry_params``) describe, with
+    the changes ``_audit`` records but the account and balance, which the statement adds."""
+    return audit_params(
+        actor=actor,
+        action=action,
+        target_type=Entry._meta.label_lower,
+        target_repr=f"{params['kind']} {params['points']:+d} {params['st']}:{params['sid']}",
+        changes={
+            "kind": params["kind"],
+            "amount": params["amount"],
+            "points": params["points"],
+            "pending_delta": 0,
+            "debt_delta": 0,
+            **changes,
+        },
+        now=params["now"],
+    )
+
+
+def _outside_transactions() -> bool:
+    """No transaction is open but a test case's own (where ``durable`` is allowed too):
+    a one-statement path may then run as its own transaction."""
+    return all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
 def _fast() -> bool:

@@ -3,14 +3,17 @@ and its cancellation (the points go back to exactly the lots used, with their ex
 The invariants, lock order and fast paths are described in ``ledger``."""
 
 import datetime as dt
+from contextlib import nullcontext
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from homeclub.club.models import Member
+from homeclub.common.audit import AUDIT_COLUMNS, AUDIT_TABLE
+from homeclub.common.db import prepared_cursor
 from homeclub.common.errors import Conflict, NotFound
 from homeclub.common.locking import lock_rows
 from homeclub.org.models import BusinessUnit
@@ -21,11 +24,13 @@ from .expiry import (
     _expire_points,
 )
 from .ledger import (
+    _AUDIT_FROM_E,
     _ENTRY_INSERT,
     SYSTEM_SOURCE_LOT_USE,
     Kind,
     LedgerInconsistent,
     _audit,
+    _audit_params,
     _bump,
     _bump_row,
     _check_writer,
@@ -39,6 +44,7 @@ from .ledger import (
     _idempotent,
     _lock_account,
     _now,
+    _outside_transactions,
     _positive_points,
     _same_or_conflict,
 )
@@ -67,6 +73,104 @@ _CONSUME_SQL = (
     "INSERT INTO points_lotuse (entry_id, lot_id, points) "
     "SELECT %s, p.id, p.take FROM p JOIN u ON u.id = p.id RETURNING lot_id"
 )
+# The fast redemption's last statement also writes the entry's audit row (as ``_audit``).
+_CONSUME_AUDITED_SQL = (
+    "WITH p (id, take) AS (SELECT * FROM unnest(%(lots)s::bigint[], %(takes)s::bigint[])), "  # noqa: S608
+    "u AS (UPDATE points_lot SET remaining = remaining - p.take FROM p "
+    "WHERE points_lot.id = p.id AND points_lot.remaining >= p.take RETURNING points_lot.id), "
+    f"x AS (INSERT INTO {AUDIT_TABLE} ({AUDIT_COLUMNS}) VALUES (%(audit_now)s, "
+    "%(audit_actor)s, %(audit_label)s, %(audit_action)s, %(audit_type)s, %(entry)s::text, "
+    "%(audit_repr)s, %(audit_changes)s::jsonb, %(audit_ip)s::inet, %(audit_ua)s, "
+    "%(audit_rid)s)) "
+    "INSERT INTO points_lotuse (entry_id, lot_id, points) "
+    "SELECT %(entry)s, p.id, p.take FROM p JOIN u ON u.id = p.id RETURNING lot_id"
+)
+
+
+# The whole redemption as ONE statement, its own transaction (PostgreSQL): the account's
+# conditional UPDATE, the entry, the first lots locked soonest-expiry first, the FIFO
+# takes computed by a window over them (what ``rules.consume_fifo`` computes), their
+# UPDATE and lot uses, the audit row. When something needs the longer path the final
+# SELECT raises a cast error naming it, which rolls the whole statement back:
+# ``hc_due:<account>`` (a lot is past its date: expire first), ``hc_more`` (the first
+# lots do not hold the amount: the multi-statement path reads them all) and
+# ``hc_changed`` (a lot moved under its lock: never, while writers lock the account).
+_REDEEM_ONE_SQL = (  # constant SQL: no value is formatted into it
+    "WITH a AS (UPDATE points_account SET balance = balance - %(amount)s, updated_at = %(now)s "  # noqa: S608
+    "WHERE member_id = %(member)s AND balance >= %(amount)s "
+    "RETURNING id, balance, pending, debt), "
+    f"e AS ({_ENTRY_INSERT}), "
+    "l AS (SELECT id, remaining, expires_at FROM points_lot "
+    "WHERE account_id = (SELECT id FROM a) AND remaining > 0 "
+    "ORDER BY expires_at, id LIMIT %(first)s FOR NO KEY UPDATE), "
+    "w AS (SELECT id, remaining, COALESCE(SUM(remaining) OVER (ORDER BY expires_at, id "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before FROM l), "
+    "p AS (SELECT id, LEAST(remaining, %(amount)s - before) AS take FROM w "
+    "WHERE before < %(amount)s), "
+    "u AS (UPDATE points_lot SET remaining = remaining - p.take FROM p "
+    "WHERE points_lot.id = p.id AND points_lot.remaining >= p.take RETURNING points_lot.id), "
+    "k AS (INSERT INTO points_lotuse (entry_id, lot_id, points) "
+    "SELECT e.id, p.id, p.take FROM e, p JOIN u ON u.id = p.id RETURNING lot_id), "
+    f"x AS ({_AUDIT_FROM_E}) "
+    "SELECT e.id, e.account_id, e.balance_after, e.pending_after, e.debt_after, "
+    "CASE WHEN (SELECT MIN(expires_at) FROM l) <= %(at)s "
+    "THEN ('hc_due:' || e.account_id::text)::int "
+    "WHEN (SELECT COALESCE(SUM(take), 0) FROM p) <> %(amount)s "
+    "THEN ('hc_more:' || e.id::text)::int "
+    "WHEN (SELECT COUNT(*) FROM k) <> (SELECT COUNT(*) FROM p) "
+    "THEN ('hc_changed:' || e.id::text)::int END "
+    "FROM e"
+)
+
+
+class _MoreLots(Exception):
+    """The one-statement redemption needs more lots than it reads: take the long path."""
+
+
+def _redeem_one_statement(
+    *,
+    member_id: int,
+    amount: int,
+    source_type: str,
+    source_id: str,
+    now: dt.datetime,
+    actor: Any,
+    extra: dict[str, Any],
+) -> Entry:
+    """``_REDEEM_ONE_SQL``; a savepoint stands in for its transaction inside a test's."""
+    params = _entry_params(
+        kind=Kind.REDEEM,
+        amount=amount,
+        points=-amount,
+        source_type=source_type,
+        source_id=source_id,
+        occurred_at=now,
+        actor=actor,
+        now=timezone.now(),
+        member_id=member_id,
+        extra=extra,
+    )
+    params["first"] = _FIRST_LOTS
+    params.update(_audit_params(actor, "points_redeem", params))
+    try:
+        with (
+            transaction.atomic() if connection.in_atomic_block else nullcontext(),
+            prepared_cursor() as cursor,
+        ):
+            cursor.execute(_REDEEM_ONE_SQL, params)
+            row = cursor.fetchone()
+    except DataError as exc:
+        text = str(exc)
+        if "hc_due:" in text:
+            raise _DueLots(int(text.split("hc_due:", 1)[1].split('"', 1)[0])) from exc
+        if "hc_more:" in text:
+            raise _MoreLots() from exc
+        if "hc_changed:" in text:
+            raise LedgerInconsistent(f"member {member_id}: a lot changed under its lock") from exc
+        raise
+    if row is None:
+        raise Conflict(_("Not enough points."), code="insufficient_points")
+    return _entry_from_row(row, params, actor, extra)
 
 
 def _redeem_fast(
@@ -91,7 +195,8 @@ def _redeem_fast(
         member_id=member_id,
         extra=extra,
     )
-    with connection.cursor() as cursor:
+    # Prepared: planning these statements costs as much as running them.
+    with prepared_cursor() as cursor:
         cursor.execute(_REDEEM_SQL, params)
         row = cursor.fetchone()
         if row is None:
@@ -107,8 +212,21 @@ def _redeem_fast(
         plan = rules.consume_fifo(((r[0], r[1]) for r in lots), amount)
         if sum(take for _lot, take in plan) != amount:
             raise LedgerInconsistent(f"account {entry.account_id}: lots hold less than balance")
+        audit = _audit_params(
+            actor,
+            "points_redeem",
+            params,
+            account=entry.account_id,
+            balance_after=entry.balance_after,
+        )
         cursor.execute(
-            _CONSUME_SQL, [[lot for lot, _t in plan], [take for _l, take in plan], entry.pk]
+            _CONSUME_AUDITED_SQL,
+            {
+                "lots": [lot for lot, _t in plan],
+                "takes": [take for _l, take in plan],
+                "entry": entry.pk,
+                **audit,
+            },
         )
         if len(cursor.fetchall()) != len(plan):
             raise LedgerInconsistent(f"account {entry.account_id}: a lot changed under its lock")
@@ -209,6 +327,20 @@ def _redeem_once(
     point_value: PointValue | None,
     now: dt.datetime,
 ) -> Entry:
+    extra = {"reason": reason[:200], "business_unit": business_unit, "point_value": point_value}
+    if _fast() and _outside_transactions():
+        try:
+            return _redeem_one_statement(
+                member_id=member.pk,
+                amount=amount,
+                source_type=source_type,
+                source_id=source_id,
+                now=now,
+                actor=actor,
+                extra=extra,
+            )
+        except _MoreLots:
+            pass  # the lots that hold the amount are more than the first few: read them all
     with transaction.atomic(durable=True):
         if _fast():
             entry = _redeem_fast(
@@ -218,13 +350,8 @@ def _redeem_once(
                 source_id=source_id,
                 now=now,
                 actor=actor,
-                extra={
-                    "reason": reason[:200],
-                    "business_unit": business_unit,
-                    "point_value": point_value,
-                },
-            )
-            _audit(actor, "points_redeem", entry)
+                extra=extra,
+            )  # its last statement wrote the audit row
             return entry
         # Expiry only lowers the balance, so a refusal here is final even if some lots
         # are due; an acceptance is checked against due lots below.

@@ -1,0 +1,32 @@
+"""Database helpers shared by the hot paths."""
+
+from typing import Any
+
+from django.db import connection
+
+_prepared_cursor_class: Any = None
+
+
+def prepared_cursor() -> Any:
+    """A cursor whose statements PostgreSQL prepares (plans once per connection), wrapped
+    like every Django cursor, so query logging and execute wrappers still see it. Django's
+    own cursors bind parameters client-side, which can never be prepared."""
+    global _prepared_cursor_class
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:  # PG_PREPARE=false
+        return connection.cursor()
+    if _prepared_cursor_class is None:
+        from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+            ServerBindingCursor,
+        )
+
+        class PreparedCursor(ServerBindingCursor):
+            def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+                kwargs["prepare"] = True
+                return super().execute(query, params, **kwargs)
+
+        _prepared_cursor_class = PreparedCursor
+    wrap = connection._prepare_cursor  # type: ignore[attr-defined]
+    return wrap(_prepared_cursor_class(connection.connection))
