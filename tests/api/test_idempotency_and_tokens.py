@@ -145,3 +145,59 @@ def test_database_trouble_while_claiming_a_key_is_busy_not_500(
     assert response.status_code == 503
     assert response.json()["code"] == "busy" and response["Retry-After"] == "1"
     assert not Customer.objects.exists()
+
+
+def _token_queries(api: Api, path: str = "/api/v1/org/me") -> tuple[int, Any]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.call("GET", path)
+    sql = [q["sql"] or "" for q in queries]
+    return sum(s.startswith("SELECT") and '"api_apitoken"' in s for s in sql), response
+
+
+def test_the_token_user_is_cached_and_any_change_to_it_is_seen_at_once(
+    org: Any, make_user: Any, api_for: Any
+) -> None:
+    user = make_user("sales_manager", org.sz1)
+    api = api_for(user)
+    first, answer = _token_queries(api)
+    assert first == 1 and answer.json()["project_ids"] == [org.sz1.pk]
+    again, answer = _token_queries(api)
+    assert again == 0 and answer.json()["project_ids"] == [org.sz1.pk]
+    # A change of the user's org nodes is the next request's scope.
+    user.org_nodes.set([org.sz2])
+    looked, answer = _token_queries(api)
+    assert looked == 1 and answer.json()["project_ids"] == [org.sz2.pk]
+    # A console sign-in (last_login only) keeps the cache.
+    user.last_login = timezone.now()
+    user.save(update_fields=["last_login"])
+    assert _token_queries(api)[0] == 0
+    # Deactivating the user stops the token on the next request.
+    user.is_active = False
+    user.save()
+    assert _token_queries(api)[1].status_code == 401
+
+
+def test_a_cached_token_stops_when_it_expires_or_is_revoked(
+    org: Any, make_user: Any, api_for: Any
+) -> None:
+    from homeclub.api.services import api_token_create, api_token_revoke
+
+    user = make_user("sales_manager", org.sz1)
+    soon = timezone.now() + dt.timedelta(seconds=30)
+    _token, raw = api_token_create(actor=user, user=user, name="soon", expires_at=soon)
+    api = Api(raw)
+    assert api.call("GET", "/api/v1/org/me").status_code == 200
+    assert _token_queries(api)[0] == 0  # cached
+    later = soon + dt.timedelta(seconds=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timezone, "now", lambda: later)
+        assert _token_queries(api)[1].status_code == 401
+    other, raw_other = api_token_create(actor=user, user=user, name="other")
+    api_other = Api(raw_other)
+    assert api_other.call("GET", "/api/v1/org/me").status_code == 200
+    assert _token_queries(api_other)[0] == 0
+    api_token_revoke(actor=user, token=other)
+    assert api_other.call("GET", "/api/v1/org/me").status_code == 401
