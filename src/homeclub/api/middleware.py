@@ -10,13 +10,13 @@ retries cannot both execute.
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from contextlib import nullcontext
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
+from homeclub.common.db import statement_scope
 from homeclub.common.models import IdempotencyKey
 
 from .auth import principal_of
@@ -82,9 +82,7 @@ class IdempotencyMiddleware:
     ) -> IdempotencyKey | HttpResponse:
         for _attempt in range(2):
             try:
-                # One INSERT needs no transaction of its own (BEGIN and COMMIT are two
-                # more round trips); inside an open one a savepoint keeps it usable.
-                with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                with statement_scope():
                     return IdempotencyKey.objects.create(
                         principal=principal,
                         key=key,

@@ -1,8 +1,9 @@
 """Database helpers shared by the hot paths."""
 
+from contextlib import nullcontext
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 _prepared_cursor_class: Any = None
 
@@ -30,3 +31,10 @@ def prepared_cursor() -> Any:
         _prepared_cursor_class = PreparedCursor
     wrap = connection._prepare_cursor  # type: ignore[attr-defined]
     return wrap(_prepared_cursor_class(connection.connection))
+
+
+def statement_scope() -> Any:
+    """For one statement that is its own transaction in autocommit: nothing to open
+    (BEGIN and COMMIT would be two more round trips); inside an open transaction a
+    savepoint, so that its failure leaves the transaction usable."""
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()

@@ -10,7 +10,7 @@ no row: a hold has exactly one outcome.
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from homeclub.common.audit import actor_fields, audit_log
 from homeclub.common.context import current_request_meta
+from homeclub.common.db import statement_scope
 from homeclub.common.errors import Busy, Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_timeout
 from homeclub.org.models import OrgNode
@@ -397,7 +398,7 @@ def _pick_one_statement(
         "user_agent": meta.user_agent,
         "request_id": meta.request_id,
     }
-    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    scope = statement_scope()
     try:
         with scope, connection.cursor() as cursor:
             cursor.execute(_PICK_SQL, params)  # type: ignore[arg-type]

@@ -4,11 +4,10 @@ invariants, lock order and fast paths are described in ``ledger``."""
 
 import datetime as dt
 import uuid
-from contextlib import nullcontext
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -16,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from homeclub.club.models import Member
 from homeclub.club.tiers import points_multiplier, tier_evaluate, tiers_configured
-from homeclub.common.db import prepared_cursor
+from homeclub.common.db import prepared_cursor, statement_scope
 from homeclub.common.errors import Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_rows
 from homeclub.org.models import BusinessUnit
@@ -197,7 +196,7 @@ def points_award(
             # The common case is ONE statement (account, entry, lot and audit row), so it
             # runs as its own transaction: no BEGIN and COMMIT round trips. In a test's
             # transaction a savepoint stands in for it.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            with statement_scope():
                 fast = _award_fast(
                     member_id=member.pk,
                     amount=amount,

@@ -3,7 +3,6 @@ and its cancellation (the points go back to exactly the lots used, with their ex
 The invariants, lock order and fast paths are described in ``ledger``."""
 
 import datetime as dt
-from contextlib import nullcontext
 from typing import Any
 
 from django.db import DataError, IntegrityError, connection, transaction
@@ -13,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from homeclub.club.models import Member
 from homeclub.common.audit import AUDIT_COLUMNS, AUDIT_TABLE
-from homeclub.common.db import prepared_cursor
+from homeclub.common.db import prepared_cursor, statement_scope
 from homeclub.common.errors import Conflict, NotFound
 from homeclub.common.locking import lock_rows
 from homeclub.org.models import BusinessUnit
@@ -123,6 +122,29 @@ _REDEEM_ONE_SQL = (  # constant SQL: no value is formatted into it
 )
 
 
+def _redeem_params(
+    member_id: int,
+    amount: int,
+    source_type: str,
+    source_id: str,
+    now: dt.datetime,
+    actor: Any,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    return _entry_params(
+        kind=Kind.REDEEM,
+        amount=amount,
+        points=-amount,
+        source_type=source_type,
+        source_id=source_id,
+        occurred_at=now,
+        actor=actor,
+        now=timezone.now(),
+        member_id=member_id,
+        extra=extra,
+    )
+
+
 class _MoreLots(Exception):
     """The one-statement redemption needs more lots than it reads: take the long path."""
 
@@ -138,23 +160,12 @@ def _redeem_one_statement(
     extra: dict[str, Any],
 ) -> Entry:
     """``_REDEEM_ONE_SQL``; a savepoint stands in for its transaction inside a test's."""
-    params = _entry_params(
-        kind=Kind.REDEEM,
-        amount=amount,
-        points=-amount,
-        source_type=source_type,
-        source_id=source_id,
-        occurred_at=now,
-        actor=actor,
-        now=timezone.now(),
-        member_id=member_id,
-        extra=extra,
-    )
+    params = _redeem_params(member_id, amount, source_type, source_id, now, actor, extra)
     params["first"] = _FIRST_LOTS
     params.update(_audit_params(actor, "points_redeem", params))
     try:
         with (
-            transaction.atomic() if connection.in_atomic_block else nullcontext(),
+            statement_scope(),
             prepared_cursor() as cursor,
         ):
             cursor.execute(_REDEEM_ONE_SQL, params)
@@ -183,18 +194,7 @@ def _redeem_fast(
     actor: Any,
     extra: dict[str, Any],
 ) -> Entry:
-    params = _entry_params(
-        kind=Kind.REDEEM,
-        amount=amount,
-        points=-amount,
-        source_type=source_type,
-        source_id=source_id,
-        occurred_at=now,
-        actor=actor,
-        now=timezone.now(),
-        member_id=member_id,
-        extra=extra,
-    )
+    params = _redeem_params(member_id, amount, source_type, source_id, now, actor, extra)
     # Prepared: planning these statements costs as much as running them.
     with prepared_cursor() as cursor:
         cursor.execute(_REDEEM_SQL, params)
