@@ -19,6 +19,7 @@ ARCHIVE_FORM_FIELDS: tuple[str, ...] = (
     "birthday_calendar",
     "lunar_birth_month",
     "lunar_birth_day",
+    "lunar_birth_leap",
     "native_place",
     "address",
     "email",
