@@ -2,15 +2,18 @@
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
-from homeclub.common.errors import Conflict
+from homeclub.common.errors import Busy, Conflict
+from homeclub.inventory import openings
 from homeclub.inventory.models import OpeningAdmission, OpeningPick, Pledge, Subscription, Unit
 from homeclub.inventory.openings import holds_release_expired, opening_confirm, opening_pick
 from tests.inventory.conftest import make_site
@@ -141,3 +144,45 @@ def test_hold_expiring_while_its_buyer_confirms_has_one_outcome(org: Any, make_u
             assert isinstance(results[0], Conflict) and results[0].code == "hold_expired"
             assert unit.status == "available" and pick.status == "expired"
             assert not Subscription.objects.filter(unit_id=unit.pk).exists()
+
+
+def _setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SHOW {name}")
+        return str(cursor.fetchone()[0])
+
+
+def test_a_pick_waiting_on_a_locked_unit_is_busy_after_its_lock_timeout(
+    org: Any, make_user: Any, monkeypatch: Any
+) -> None:
+    """The one-statement pick's timeouts (set in its pipeline) bound a lock wait, and end
+    with the pick: the connection's own settings are untouched afterwards."""
+    site = make_site(org, make_user, units=1, release=0)
+    pledge = site.pledge(max_units=1)
+    opening = site.opening(site.units, [pledge])
+    unit = site.unit(0)
+    before = (_setting("lock_timeout"), _setting("statement_timeout"))
+    monkeypatch.setattr(openings, "PICK_LOCK_TIMEOUT_MS", 300)
+    s = connection.settings_dict
+    with psycopg.connect(
+        host=s["HOST"], port=s["PORT"], user=s["USER"], password=s["PASSWORD"], dbname=s["NAME"]
+    ) as other:
+        other.execute("SELECT id FROM inventory_unit WHERE id = %s FOR UPDATE", [unit.pk])
+        # without a working timeout the pick would wait for this release and succeed
+        release = threading.Timer(3.0, other.rollback)
+        release.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(Busy):
+                opening_pick(actor=site.manager, opening=opening, pledge=pledge, unit=unit)
+        finally:
+            waited = time.monotonic() - started
+            release.join()
+    assert 0.25 <= waited < 2.0, waited
+    assert (_setting("lock_timeout"), _setting("statement_timeout")) == before
+    assert Unit.objects.get(pk=unit.pk).status == "available"
+    assert Pledge.objects.get(pk=pledge.pk).units_taken == 0
+    assert not OpeningPick.objects.exists()
+    # and the same connection picks normally once the lock is gone
+    pick = opening_pick(actor=site.manager, opening=opening, pledge=pledge, unit=unit)
+    assert Unit.objects.get(pk=unit.pk).hold_pledge_id == pick.pledge_id == pledge.pk

@@ -1,5 +1,5 @@
 """The opening's hot endpoints: 429 over a client's rate, similar units on a miss, the
-coalesced availability snapshot, the one-statement pick's timeouts."""
+coalesced availability snapshot. (The one-statement pick's timeouts: tests/concurrency.)"""
 
 from typing import Any
 
@@ -68,8 +68,3 @@ def test_snapshot_is_coalesced_within_the_window(site: Any, monkeypatch: Any) ->
     monkeypatch.setattr(availability, "COALESCE_MS", 0)
     again = availability.snapshot(opening.pk)
     assert again.version != first.version
-
-
-def test_one_statement_timeouts_match_the_constants() -> None:
-    assert f"lock_timeout = '{openings.PICK_LOCK_TIMEOUT_MS}ms'" in openings._PICK_SQL
-    assert f"statement_timeout = '{openings.PICK_STATEMENT_TIMEOUT_MS}ms'" in openings._PICK_SQL

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from homeclub.common.audit import actor_fields, audit_log
 from homeclub.common.context import current_request_meta
-from homeclub.common.db import statement_scope
+from homeclub.common.db import prepared_cursor, statement_scope
 from homeclub.common.errors import Busy, Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_timeout
 from homeclub.org.models import OrgNode
@@ -314,19 +314,23 @@ def _unit_gone() -> Conflict:
     return Conflict(_("This unit is no longer available."), code="unit_not_available")
 
 
-# The whole pick as ONE statement, sent with its two SET LOCALs in one simple-protocol
-# query: PostgreSQL runs such a multi-statement query as one transaction, so the
-# timeouts end with it and any error rolls all of it back. In a rush most picks are
-# misses; this way a miss costs one round trip to the database (as the raw baseline's
-# UPDATE does) instead of BEGIN, SET, UPDATE, ROLLBACK, and a hold costs one round trip
-# plus its commit. The conditions are the same as the portable path's: the unit's
-# conditional UPDATE, then the pledge's counter (only if the unit was taken), the pick
-# row and the audit row (only if the pledge counted). When the unit was taken but the
-# pledge refused, the last SELECT raises a cast error naming the refusal, which rolls
-# the unit back; the refusal's reason is then read as on the portable path.
-# The two SET LOCALs are PICK_LOCK_TIMEOUT_MS and PICK_STATEMENT_TIMEOUT_MS (a test checks).
-_PICK_SQL = """SET LOCAL lock_timeout = '2000ms'; SET LOCAL statement_timeout = '3000ms';
-WITH u AS (
+# The whole pick as ONE prepared statement, sent in one pipeline after the
+# ``set_config(..., true)`` of its two timeouts (PICK_LOCK_TIMEOUT_MS, PICK_STATEMENT_TIMEOUT_MS):
+# in autocommit PostgreSQL runs a pipeline's statements up to its Sync as one implicit
+# transaction, so the timeouts end with it and any error rolls all of it back. In a rush
+# most picks are misses; this way a miss costs one round trip to the database (as the raw
+# baseline's UPDATE does) instead of BEGIN, SET, UPDATE, ROLLBACK, and a hold costs one
+# round trip plus its commit; and being prepared, the statement is planned once per
+# connection (planning this CTE costs several times running it). The conditions are the
+# same as the portable path's: the unit's conditional UPDATE, then the pledge's counter
+# (only if the unit was taken), the pick row and the audit row (only if the pledge
+# counted). When the unit was taken but the pledge refused, the last SELECT raises a cast
+# error naming the refusal, which rolls the unit back; the refusal's reason is then read
+# as on the portable path.
+_PICK_TIMEOUTS_SQL = (
+    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+)
+_PICK_SQL = """WITH u AS (
   UPDATE inventory_unit
      SET status = 'held', status_changed_at = %(now)s, updated_at = %(now)s,
          version = version + 1, hold_pledge_id = %(pledge)s, hold_expires_at = %(expires)s
@@ -398,12 +402,14 @@ def _pick_one_statement(
         "user_agent": meta.user_agent,
         "request_id": meta.request_id,
     }
-    scope = statement_scope()
+    timeouts = [f"{PICK_LOCK_TIMEOUT_MS}ms", f"{PICK_STATEMENT_TIMEOUT_MS}ms"]
     try:
-        with scope, connection.cursor() as cursor:
-            cursor.execute(_PICK_SQL, params)  # type: ignore[arg-type]
-            cursor.nextset()
-            cursor.nextset()
+        # wrap_database_errors: an error surfaces at the pipeline's end, outside the
+        # cursor's own wrapper, and must still arrive as Django's exception classes.
+        with statement_scope(), connection.wrap_database_errors, prepared_cursor() as cursor:
+            with connection.connection.pipeline():
+                cursor.execute(_PICK_TIMEOUTS_SQL, timeouts)
+                cursor.execute(_PICK_SQL, params)
             row = cursor.fetchone()
     except DataError as exc:
         if "pledge_refused:" in str(exc):
