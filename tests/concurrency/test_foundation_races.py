@@ -58,3 +58,47 @@ def test_two_schedulers_enqueue_each_job_once(db: Any) -> None:
     flat = [name for r in results if isinstance(r, list) for name in r]
     assert sorted(flat) == sorted(set(flat))
     assert ScheduledRun.objects.filter(job_name="common.prune_idempotency_keys").count() == 1
+
+
+def test_an_idempotency_claim_in_autocommit_skips_the_flush_wait_only_for_itself(
+    org: Any, make_user: Any
+) -> None:
+    """The claim is sent with ``set_config('synchronous_commit', 'off', true)`` in one
+    pipeline: the setting lasts for the claim's own implicit transaction, never for the
+    session (the write after it, and the DONE mark, commit synchronously)."""
+    from homeclub.common.models import IdempotencyKey
+
+    user = make_user("sales_manager", org.sz1)
+    _t, raw = api_token_create(actor=user, user=user, name="t")
+    body = f'{{"name": "异步", "mobile": "13300000009", "project_id": {org.sz1.pk}}}'
+    client = Client()
+
+    def post() -> Any:
+        return client.post(
+            "/api/v1/customers",
+            data=body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {raw}",
+            HTTP_IDEMPOTENCY_KEY="async-claim",
+        )
+
+    sql: list[str] = []
+
+    def record(execute: Any, query: str, *args: Any) -> Any:
+        sql.append(query)
+        return execute(query, *args)
+
+    assert not connection.in_atomic_block
+    with connection.execute_wrapper(record):
+        first = post()
+    assert first.status_code == 201
+    assert any("set_config('synchronous_commit', 'off', true)" in s for s in sql), sql
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    row = IdempotencyKey.objects.get(key="async-claim")
+    assert row.state == IdempotencyKey.State.DONE and row.response_status == 201
+    again = post()
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert Customer.objects.filter(mobile="+8613300000009").count() == 1

@@ -11,12 +11,12 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 
-from django.db import IntegrityError, OperationalError
+from django.db import IntegrityError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from homeclub.common.db import statement_scope
+from homeclub.common.db import prepared_cursor, statement_scope
 from homeclub.common.models import IdempotencyKey
 
 from .auth import principal_of
@@ -63,65 +63,126 @@ class IdempotencyMiddleware:
         try:
             response = self.get_response(request)
         except BaseException:
-            IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+            IdempotencyKey.objects.filter(pk=claimed).delete()
             raise
         if response.status_code >= 500 or getattr(response, "streaming", False):
-            IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+            IdempotencyKey.objects.filter(pk=claimed).delete()
             return response
-        IdempotencyKey.objects.filter(pk=claimed.pk).update(
-            state=IdempotencyKey.State.DONE,
-            response_status=response.status_code,
-            response_body=bytes(response.content),
-            response_content_type=response.get("Content-Type", ""),
-            updated_at=timezone.now(),
-        )
+        _mark_done(claimed, response)
         return response
 
     def _claim(
         self, request: HttpRequest, principal: str, key: str, fingerprint: str
-    ) -> IdempotencyKey | HttpResponse:
+    ) -> int | HttpResponse:
+        """The new key row's id, or the answer for a key already claimed."""
         for _attempt in range(2):
-            try:
-                with statement_scope():
-                    return IdempotencyKey.objects.create(
-                        principal=principal,
-                        key=key,
-                        request_hash=fingerprint,
-                        method=request.method or "",
-                        path=request.path[:500],
-                    )
-            except IntegrityError:
-                existing = IdempotencyKey.objects.filter(principal=principal, key=key).first()
-                if existing is None:
-                    continue  # deleted meanwhile (failed first try): claim again
-                if existing.request_hash != fingerprint:
-                    return error_response(
-                        "idempotency_key_reused",
-                        gettext("This Idempotency-Key was used for a different request."),
-                        409,
-                    )
-                if existing.state == IdempotencyKey.State.DONE:
-                    replay = HttpResponse(
-                        bytes(existing.response_body or b""),
-                        status=existing.response_status or 200,
-                        content_type=existing.response_content_type or "application/json",
-                    )
-                    replay["Idempotent-Replayed"] = "true"
-                    return replay
-                if timezone.now() - existing.updated_at > STALE_AFTER:
-                    # The first attempt died without answering: let this one run.
-                    IdempotencyKey.objects.filter(
-                        pk=existing.pk, updated_at=existing.updated_at
-                    ).delete()
-                    continue
-                response = error_response(
-                    "idempotency_in_progress",
-                    gettext("The first request with this Idempotency-Key is still running; retry."),
+            claimed = _insert_claim(request, principal, key, fingerprint)
+            if claimed is not None:
+                return claimed
+            existing = IdempotencyKey.objects.filter(principal=principal, key=key).first()
+            if existing is None:
+                continue  # deleted meanwhile (failed first try): claim again
+            if existing.request_hash != fingerprint:
+                return error_response(
+                    "idempotency_key_reused",
+                    gettext("This Idempotency-Key was used for a different request."),
                     409,
                 )
-                response["Retry-After"] = "1"
-                return response
+            if existing.state == IdempotencyKey.State.DONE:
+                replay = HttpResponse(
+                    bytes(existing.response_body or b""),
+                    status=existing.response_status or 200,
+                    content_type=existing.response_content_type or "application/json",
+                )
+                replay["Idempotent-Replayed"] = "true"
+                return replay
+            if timezone.now() - existing.updated_at > STALE_AFTER:
+                # The first attempt died without answering: let this one run.
+                IdempotencyKey.objects.filter(
+                    pk=existing.pk, updated_at=existing.updated_at
+                ).delete()
+                continue
+            response = error_response(
+                "idempotency_in_progress",
+                gettext("The first request with this Idempotency-Key is still running; retry."),
+                409,
+            )
+            response["Retry-After"] = "1"
+            return response
         return error_response("busy", gettext("The system is busy, please retry shortly."), 503)
+
+
+# The key row is written on PostgreSQL by one prepared statement (planned once per
+# connection) instead of the ORM's save machinery. ``ON CONFLICT DO NOTHING`` answers "taken"
+# without an exception (and so without a savepoint inside a transaction). In autocommit the
+# claim is sent in one pipeline after ``set_config('synchronous_commit', 'off', true)``: the
+# claim's commit does not wait for its WAL flush, which is safe because nothing answers the
+# client before a later synchronous commit — the write's own or the DONE mark below — and
+# PostgreSQL flushes the WAL in order, so that commit makes the claim durable too. A crash
+# before then loses a claim whose request never answered: the retry runs, as it should.
+_CLAIM_SQL = (
+    "INSERT INTO {table} (principal, key, request_hash, method, path, state,"
+    " response_content_type, created_at, updated_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s)"
+    " ON CONFLICT (principal, key) DO NOTHING RETURNING id"
+)
+_DONE_SQL = (
+    "UPDATE {table} SET state = %s, response_status = %s, response_body = %s,"
+    " response_content_type = %s, updated_at = %s WHERE id = %s"
+)
+_ASYNC_COMMIT_SQL = "SELECT set_config('synchronous_commit', 'off', true)"
+
+
+def _table() -> str:
+    return connection.ops.quote_name(IdempotencyKey._meta.db_table)
+
+
+def _insert_claim(request: HttpRequest, principal: str, key: str, fingerprint: str) -> int | None:
+    """Claim (principal, key): the new row's id, or None when the key is taken."""
+    method, path = request.method or "", request.path[:500]
+    if connection.vendor != "postgresql":
+        try:
+            with statement_scope():
+                return IdempotencyKey.objects.create(
+                    principal=principal,
+                    key=key,
+                    request_hash=fingerprint,
+                    method=method,
+                    path=path,
+                ).pk
+        except IntegrityError:
+            return None
+    now = timezone.now()
+    state = IdempotencyKey.State.IN_PROGRESS.value
+    params: list[object] = [principal, key, fingerprint, method, path, state, now, now]
+    sql = _CLAIM_SQL.format(table=_table())
+    # wrap_database_errors: an error surfacing at the pipeline's end, outside the cursor's
+    # own wrapper, must still arrive as Django's exception classes (OperationalError → 503).
+    with statement_scope(), connection.wrap_database_errors, prepared_cursor() as cursor:
+        if connection.in_atomic_block:  # set_config would last to the outer commit
+            cursor.execute(sql, params)
+        else:
+            with connection.connection.pipeline():
+                cursor.execute(_ASYNC_COMMIT_SQL)
+                cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def _mark_done(claimed: int, response: HttpResponse) -> None:
+    """Store the answer a retry with this key replays (a normal, synchronous commit)."""
+    values = {
+        "state": IdempotencyKey.State.DONE.value,
+        "response_status": response.status_code,
+        "response_body": bytes(response.content),
+        "response_content_type": response.get("Content-Type", ""),
+        "updated_at": timezone.now(),
+    }
+    if connection.vendor != "postgresql":
+        IdempotencyKey.objects.filter(pk=claimed).update(**values)
+        return
+    with prepared_cursor() as cursor:
+        cursor.execute(_DONE_SQL.format(table=_table()), [*values.values(), claimed])
 
 
 _STATUS_CODES: dict[int, tuple[str, str]] = {
