@@ -102,3 +102,53 @@ def test_an_idempotency_claim_in_autocommit_skips_the_flush_wait_only_for_itself
     assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert Customer.objects.filter(mobile="+8613300000009").count() == 1
+
+
+def test_an_api_write_on_a_connection_that_died_between_requests_is_served(
+    org: Any, make_user: Any
+) -> None:
+    """The Idempotency-Key claim is the request's first query and goes through a
+    prepared cursor: it runs Django's health check like any cursor, so a persistent
+    connection the server dropped (a restart, a proxy timeout) is replaced, not a 503."""
+    from homeclub.common.models import IdempotencyKey
+
+    user = make_user("sales_manager", org.sz1)
+    _t, raw = api_token_create(actor=user, user=user, name="t")
+    client = Client()
+
+    def post(mobile: str, key: str) -> Any:
+        body = f'{{"name": "重连", "mobile": "{mobile}", "project_id": {org.sz1.pk}}}'
+        return client.post(
+            "/api/v1/customers",
+            data=body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {raw}",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+
+    assert post("13300000011", "alive").status_code == 201
+    assert connection.connection is not None and connection.health_check_enabled
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    with psycopg_admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    connection.health_check_done = False  # a new request, as request_started leaves it
+    response = post("13300000012", "after-restart")
+    assert response.status_code == 201, response.content
+    assert IdempotencyKey.objects.get(key="after-restart").state == IdempotencyKey.State.DONE
+    assert Customer.objects.filter(mobile="+8613300000012").count() == 1
+
+
+def psycopg_admin() -> Any:
+    import psycopg
+
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+        autocommit=True,
+    )

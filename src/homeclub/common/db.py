@@ -11,10 +11,14 @@ _prepared_cursor_class: Any = None
 def prepared_cursor() -> Any:
     """A cursor whose statements PostgreSQL prepares (plans once per connection), wrapped
     like every Django cursor, so query logging and execute wrappers still see it. Django's
-    own cursors bind parameters client-side, which can never be prepared."""
+    own cursors bind parameters client-side, which can never be prepared. Like Django's
+    cursors, the first one of a request on a reused connection runs the health check
+    (CONN_HEALTH_CHECKS), so a connection that died between requests is replaced instead
+    of failing the request; the opening's hot views skip it on purpose."""
     global _prepared_cursor_class
     if connection.vendor != "postgresql":
         return connection.cursor()
+    connection.close_if_health_check_failed()  # type: ignore[attr-defined]
     connection.ensure_connection()
     if connection.connection.prepare_threshold is None:  # PG_PREPARE=false
         return connection.cursor()
