@@ -1,5 +1,6 @@
 """The reception lookup's compiled-once plan: same answers as the ORM, for every kind of
-viewer, with the instance complete (every field converted as the ORM converts it)."""
+viewer, with every field its callers read loaded and converted as the ORM converts it
+(``LOOKUP_FIELDS``), the others loaded on first access."""
 
 from typing import Any
 
@@ -7,7 +8,7 @@ import pytest
 from django.db import connection
 
 from homeclub.customers.models import Customer
-from homeclub.customers.selectors import customer_lookup_phone
+from homeclub.customers.selectors import LOOKUP_FIELDS, customer_lookup_phone
 from homeclub.customers.services import customer_create, customer_phone_add
 
 pytestmark = pytest.mark.django_db
@@ -29,12 +30,17 @@ def test_lookup_instance_equals_the_orm_row(
     viewer = _fresh(manager)
     found, exists = customer_lookup_phone(viewer=viewer, phone="13800138011")
     assert exists and found is not None
-    for field in Customer._meta.concrete_fields:
-        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
+    loaded = {f.attname for f in Customer._meta.concrete_fields} - found.get_deferred_fields()
+    assert loaded == {Customer._meta.get_field(n).attname for n in LOOKUP_FIELDS}
+    with django_assert_num_queries(0):
+        for name in sorted(loaded):
+            assert getattr(found, name) == getattr(expected, name), name
     with django_assert_num_queries(1):  # related rows load on demand (no caller needs them)
         assert found.project.name == org.sz1.name
+    with django_assert_num_queries(1):  # so does a field the lookup's callers do not read
+        assert found.address == expected.address
     found.name = "王五五"
-    found.save(update_fields=["name"])  # a real model instance, bound to the database
+    found.save()  # a deferred instance saves the fields it holds  # a real model instance, bound to the database
     assert Customer.objects.get(pk=c.pk).name == "王五五"
 
 
@@ -110,3 +116,25 @@ def test_postgresql_prepares_the_lookup_once(org: Any, make_user: Any) -> None:
             ["%hc_exists%"],
         )
         assert cursor.fetchone()[0] == 1
+
+
+def test_the_api_answer_reads_only_what_the_lookup_loaded(
+    org: Any, make_user: Any, django_assert_num_queries: Any
+) -> None:
+    from homeclub.customers.api import _out
+
+    manager = make_user("sales_manager", org.sz1)
+    admin = make_user("admin")
+    customer_create(
+        actor=manager,
+        name="周九",
+        mobile="13800138019",
+        project=org.sz1,
+        id_number="11010519491231002X",
+    )
+    for viewer in (_fresh(manager), _fresh(admin)):
+        found, _exists = customer_lookup_phone(viewer=viewer, phone="13800138019")
+        assert found is not None
+        with django_assert_num_queries(0):
+            answer = _out(viewer, found)
+        assert answer["name"] == "周九" and answer["id_number"]
