@@ -84,15 +84,17 @@ def test_an_idempotency_claim_in_autocommit_skips_the_flush_wait_only_for_itself
 
     sql: list[str] = []
 
-    def record(execute: Any, query: str, *args: Any) -> Any:
-        sql.append(query)
-        return execute(query, *args)
+    def record(execute: Any, query: str, params: Any, *args: Any) -> Any:
+        sql.append(f"{query} {params!r}")
+        return execute(query, params, *args)
 
     assert not connection.in_atomic_block
     with connection.execute_wrapper(record):
         first = post()
     assert first.status_code == 201
-    assert any("set_config('synchronous_commit', 'off', true)" in s for s in sql), sql
+    assert any(
+        s.startswith("SELECT set_config(%s, %s, true) ['synchronous_commit', 'off']") for s in sql
+    ), sql
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone() == ("on",)

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from homeclub.common.db import prepared_cursor, statement_scope
+from homeclub.common.db import fetchone_with_local_settings, prepared_cursor, statement_scope
 from homeclub.common.models import IdempotencyKey
 
 from .auth import principal_of
@@ -113,10 +113,10 @@ class IdempotencyMiddleware:
 
 
 # The key row is written on PostgreSQL by one prepared statement (planned once per
-# connection) instead of the ORM's save machinery. ``ON CONFLICT DO NOTHING`` answers "taken"
-# without an exception (and so without a savepoint inside a transaction). In autocommit the
-# claim is sent in one pipeline after ``set_config('synchronous_commit', 'off', true)``: the
-# claim's commit does not wait for its WAL flush, which is safe because nothing answers the
+# connection) instead of the ORM's save machinery; ``ON CONFLICT DO NOTHING`` answers
+# "taken" without an exception. In autocommit the claim is sent in one pipeline after
+# ``set_config('synchronous_commit', 'off', true)`` (``common.db.fetchone_with_local_settings``):
+# its commit does not wait for its WAL flush, which is safe because nothing answers the
 # client before a later synchronous commit — the write's own or the DONE mark below — and
 # PostgreSQL flushes the WAL in order, so that commit makes the claim durable too. A crash
 # before then loses a claim whose request never answered: the retry runs, as it should.
@@ -130,7 +130,6 @@ _DONE_SQL = (
     "UPDATE {table} SET state = %s, response_status = %s, response_body = %s,"
     " response_content_type = %s, updated_at = %s WHERE id = %s"
 )
-_ASYNC_COMMIT_SQL = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 def _table() -> str:
@@ -155,17 +154,10 @@ def _insert_claim(request: HttpRequest, principal: str, key: str, fingerprint: s
     now = timezone.now()
     state = IdempotencyKey.State.IN_PROGRESS.value
     params: list[object] = [principal, key, fingerprint, method, path, state, now, now]
-    sql = _CLAIM_SQL.format(table=_table())
-    # wrap_database_errors: an error surfacing at the pipeline's end, outside the cursor's
-    # own wrapper, must still arrive as Django's exception classes (OperationalError → 503).
-    with statement_scope(), connection.wrap_database_errors, prepared_cursor() as cursor:
-        if connection.in_atomic_block:  # set_config would last to the outer commit
-            cursor.execute(sql, params)
-        else:
-            with connection.connection.pipeline():
-                cursor.execute(_ASYNC_COMMIT_SQL)
-                cursor.execute(sql, params)
-        row = cursor.fetchone()
+    # Inside a transaction the setting would last to the outer commit: left alone there.
+    settings = {} if connection.in_atomic_block else {"synchronous_commit": "off"}
+    with statement_scope():
+        row = fetchone_with_local_settings(_CLAIM_SQL.format(table=_table()), params, settings)
     return None if row is None else int(row[0])
 
 

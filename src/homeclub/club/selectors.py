@@ -90,14 +90,13 @@ def member_get_for_ledger(*, viewer: Any, pk: Any = None, number: str = "") -> M
     """One member by id or member number, scoped like :func:`member_get`, loading only
     the fields a points award or redemption uses. On PostgreSQL one prepared statement
     compiled once per scope (:func:`_member_plan`); elsewhere the ORM query."""
-    qs = Member.objects.only(*_LEDGER_FIELDS)
     value: Any = pk if pk is not None else number.strip().upper()
     by = "pk" if pk is not None else "number"
     fast = connection.vendor == "postgresql" and (
         isinstance(value, str) if by == "number" else type(value) is int and 0 < value <= _MAX_DB_ID
     )
     if not fast:
-        return get_scoped(qs, viewer, **{by: value})
+        return get_scoped(Member.objects.only(*_LEDGER_FIELDS), viewer, **{by: value})
     plan = _member_plan(viewer, by)
     if plan.sql is None:
         raise NotFound()

@@ -1,5 +1,6 @@
 """Database helpers shared by the hot paths."""
 
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -42,3 +43,31 @@ def statement_scope() -> Any:
     (BEGIN and COMMIT would be two more round trips); inside an open transaction a
     savepoint, so that its failure leaves the transaction usable."""
     return transaction.atomic() if connection.in_atomic_block else nullcontext()
+
+
+def local_settings_sql(settings: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``SELECT set_config(name, value, true), …``: SET LOCAL of each setting, which lasts
+    to the end of the current transaction (PostgreSQL)."""
+    sql = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in settings)
+    return sql, [part for item in settings.items() for part in item]
+
+
+def fetchone_with_local_settings(
+    sql: str, params: Sequence[Any] | Mapping[str, Any], settings: Mapping[str, str]
+) -> Any:
+    """The first row of one prepared statement run after :func:`local_settings_sql` of
+    ``settings``, both sent in one pipeline (PostgreSQL): in autocommit a pipeline up to
+    its Sync is one implicit transaction, so the settings last for this statement alone
+    and an error rolls back both, in one round trip. Inside an open transaction the
+    settings last to its end. No settings: the statement alone."""
+    # wrap_database_errors: an error surfaces at the pipeline's end, outside the cursor's
+    # own wrapper, and must still arrive as Django's exception classes.
+    with connection.wrap_database_errors, prepared_cursor() as cursor:
+        if settings:
+            set_sql, set_params = local_settings_sql(settings)
+            with connection.connection.pipeline():
+                cursor.execute(set_sql, set_params)
+                cursor.execute(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return cursor.fetchone()

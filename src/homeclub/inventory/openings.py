@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from homeclub.common.audit import actor_fields, audit_log
 from homeclub.common.context import current_request_meta
-from homeclub.common.db import prepared_cursor, statement_scope
+from homeclub.common.db import fetchone_with_local_settings, local_settings_sql, statement_scope
 from homeclub.common.errors import Busy, Conflict, NotFound, ValidationFailed
 from homeclub.common.locking import lock_timeout
 from homeclub.org.models import OrgNode
@@ -204,6 +204,13 @@ def _ended() -> Conflict:
     return Conflict(_("The opening has ended."), code="opening_ended")
 
 
+def _pick_timeout_settings() -> dict[str, str]:
+    return {
+        "lock_timeout": f"{PICK_LOCK_TIMEOUT_MS}ms",
+        "statement_timeout": f"{PICK_STATEMENT_TIMEOUT_MS}ms",
+    }
+
+
 @contextmanager
 def pick_timeouts() -> Iterator[None]:
     """Bound the pick's transaction on PostgreSQL: a lock wait or a statement past its
@@ -211,11 +218,7 @@ def pick_timeouts() -> Iterator[None]:
     worker is killed. SET LOCAL (``set_config(..., true)``) ends with the transaction."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, true),"
-                " set_config('statement_timeout', %s, true)",
-                [f"{PICK_LOCK_TIMEOUT_MS}ms", f"{PICK_STATEMENT_TIMEOUT_MS}ms"],
-            )
+            cursor.execute(*local_settings_sql(_pick_timeout_settings()))
     try:
         yield
     except DatabaseError as exc:
@@ -327,9 +330,6 @@ def _unit_gone() -> Conflict:
 # counted). When the unit was taken but the pledge refused, the last SELECT raises a cast
 # error naming the refusal, which rolls the unit back; the refusal's reason is then read
 # as on the portable path.
-_PICK_TIMEOUTS_SQL = (
-    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
-)
 _PICK_SQL = """WITH u AS (
   UPDATE inventory_unit
      SET status = 'held', status_changed_at = %(now)s, updated_at = %(now)s,
@@ -402,15 +402,9 @@ def _pick_one_statement(
         "user_agent": meta.user_agent,
         "request_id": meta.request_id,
     }
-    timeouts = [f"{PICK_LOCK_TIMEOUT_MS}ms", f"{PICK_STATEMENT_TIMEOUT_MS}ms"]
     try:
-        # wrap_database_errors: an error surfaces at the pipeline's end, outside the
-        # cursor's own wrapper, and must still arrive as Django's exception classes.
-        with statement_scope(), connection.wrap_database_errors, prepared_cursor() as cursor:
-            with connection.connection.pipeline():
-                cursor.execute(_PICK_TIMEOUTS_SQL, timeouts)
-                cursor.execute(_PICK_SQL, params)
-            row = cursor.fetchone()
+        with statement_scope():
+            row = fetchone_with_local_settings(_PICK_SQL, params, _pick_timeout_settings())
     except DataError as exc:
         if "pledge_refused:" in str(exc):
             raise _pledge_refusal(pledge_id, opening_id) from exc
