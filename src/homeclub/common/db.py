@@ -2,9 +2,11 @@
 
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, models, transaction
 
 _prepared_cursor_class: Any = None
 
@@ -71,3 +73,73 @@ def fetchone_with_local_settings(
         else:
             cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+# --- querysets compiled once ----------------------------------------------------------------
+
+PLANS_MAX = 256  # per connection and cache: scopes seen by one worker are few
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A queryset's SQL compiled by the ORM once, with a sentinel where a value goes:
+    compiling a scoped queryset costs more Python than running its statement. ``at``: the
+    positions of the sentinel in ``params``."""
+
+    sql: str
+    params: tuple[Any, ...]
+    at: tuple[int, ...]
+    compiler: Any
+    converters: Any
+    init_list: tuple[str, ...]
+    start: int
+    end: int
+
+    def bind(self, value: Any) -> list[Any]:
+        params = list(self.params)
+        for i in self.at:
+            params[i] = value
+        return params
+
+    def instance(self, model: type[models.Model], values: Sequence[Any]) -> Any:
+        """The model instance of one row of this query's columns, converted as the ORM
+        converts them; fields the query did not select stay deferred."""
+        if self.converters:
+            (values,) = self.compiler.apply_converters([values], self.converters)
+        return model.from_db(connection.alias, self.init_list, values[self.start : self.end])
+
+
+def compile_query(queryset: models.QuerySet[Any], sentinel: Any) -> CompiledQuery | None:
+    """``queryset`` compiled for the current connection (None: it can match nothing, e.g.
+    a viewer who sees no row at all). The sentinel must appear among its parameters."""
+    compiler = queryset.query.get_compiler(connection=connection)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return None
+    at = tuple(i for i, value in enumerate(params) if value == sentinel)
+    if not at:
+        raise RuntimeError("the compiled SQL does not carry the sentinel")
+    fields = compiler.klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    return CompiledQuery(
+        sql=sql,
+        params=tuple(params),
+        at=at,
+        compiler=compiler,
+        converters=compiler.get_converters(
+            [expr for expr, _sql, _alias in compiler.select[: compiler.col_count]]
+        ),
+        init_list=tuple(col.target.attname for col, _sql, _alias in compiler.select[start:end]),
+        start=start,
+        end=end,
+    )
+
+
+def connection_plans(name: str) -> dict[Any, Any]:
+    """A cache of compiled plans kept on the current database connection (a plan holds
+    that connection's SQL and prepared statements), emptied when it reaches PLANS_MAX."""
+    cache: dict[Any, Any] = connection.__dict__.setdefault(name, {})
+    if len(cache) >= PLANS_MAX:
+        cache.clear()
+    return cache

@@ -5,14 +5,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Reverse
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
-from homeclub.common.db import prepared_cursor
+from homeclub.common.db import CompiledQuery, compile_query, connection_plans, prepared_cursor
 from homeclub.common.masking import mask_id_number, mask_phone
 from homeclub.common.phones import national
 from homeclub.org.roles import FULL_PII_ROLES, REVEAL_ROLES
@@ -376,21 +375,18 @@ LOOKUP_FIELDS: tuple[str, ...] = (
     "erased_at",
     *SENSITIVE_FIELDS,
 )
-_LOOKUP_PLANS_MAX = 256
 
 
 @dataclass(frozen=True)
 class _LookupPlan:
-    """The reception lookup compiled once per viewer scope and database connection."""
+    """The reception lookup compiled once per viewer scope and database connection:
+    ``sql`` wraps the visible customer's query (``visible``; None when the viewer sees no
+    customer) with whether the number belongs to anybody at all."""
 
     sql: str
     params: tuple[Any, ...]
     phone_at: tuple[int, ...]
-    compiler: Any
-    converters: Any
-    init_list: tuple[str, ...]
-    start: int
-    end: int
+    visible: CompiledQuery | None
 
 
 def _lookup_plan(viewer: Any) -> _LookupPlan:
@@ -401,9 +397,9 @@ def _lookup_plan(viewer: Any) -> _LookupPlan:
     ORM compiles it here, once per (connection, scope), with a sentinel where the phone
     goes; the scope is part of the key, so the SQL always carries the viewer's own
     conditions. The statement is (on PostgreSQL) prepared, so it is planned once too."""
-    cache: dict[Any, _LookupPlan] = connection.__dict__.setdefault("_homeclub_lookup_plans", {})
+    cache = connection_plans("_homeclub_lookup_plans")
     scope = scope_of(viewer)
-    plan = cache.get(scope)
+    plan: _LookupPlan | None = cache.get(scope)
     if plan is not None:
         return plan
     phone_table = connection.ops.quote_name(CustomerPhone._meta.db_table)
@@ -416,48 +412,31 @@ def _lookup_plan(viewer: Any) -> _LookupPlan:
     )
     owners = CustomerPhone.objects.filter(number=_LOOKUP_SENTINEL).values("customer_id")
     qs = scoped(Customer.objects.only(*LOOKUP_FIELDS), viewer)
-    qs = qs.filter(pk__in=owners).order_by()[:1]
-    compiler = qs.query.get_compiler(connection=connection)
-    try:
-        visible_sql, visible_params = compiler.as_sql()
-    except EmptyResultSet:  # the viewer sees no customer at all
+    visible = compile_query(qs.filter(pk__in=owners).order_by()[:1], _LOOKUP_SENTINEL)
+    if visible is None:  # the viewer sees no customer at all
         plan = _LookupPlan(
             sql=f"SELECT NULL AS hc_none, {exists_sql}",
             params=(_LOOKUP_SENTINEL, _LOOKUP_SENTINEL),
             phone_at=(0, 1),
-            compiler=None,
-            converters=None,
-            init_list=(),
-            start=0,
-            end=0,
+            visible=None,
         )
     else:
         # One statement answers every case: the visible customer's row (or NULLs) and
         # whether the number belongs to anybody at all; ``(SELECT 1) LEFT JOIN (…)`` keeps
         # exactly one row.
-        params = (_LOOKUP_SENTINEL, _LOOKUP_SENTINEL, *visible_params)
+        params = (_LOOKUP_SENTINEL, _LOOKUP_SENTINEL, *visible.params)
         phone_at = tuple(i for i, value in enumerate(params) if value == _LOOKUP_SENTINEL)
         if len(phone_at) != 3:  # the two EXISTS and the visible query's own
             raise RuntimeError("the lookup SQL does not carry the phone where expected")
-        klass_info = compiler.klass_info
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         plan = _LookupPlan(
             sql=(
                 f"SELECT hc_visible.*, {exists_sql} FROM (SELECT 1 AS hc_one) hc_one"  # noqa: S608
-                f" LEFT JOIN ({visible_sql}) hc_visible ON 1 = 1"
+                f" LEFT JOIN ({visible.sql}) hc_visible ON 1 = 1"
             ),
             params=params,
             phone_at=phone_at,
-            compiler=compiler,
-            converters=compiler.get_converters(
-                [expr for expr, _sql, _alias in compiler.select[: compiler.col_count]]
-            ),
-            init_list=tuple(f[0].target.attname for f in compiler.select[start:end]),
-            start=start,
-            end=end,
+            visible=visible,
         )
-    if len(cache) >= _LOOKUP_PLANS_MAX:
-        cache.clear()
     cache[scope] = plan
     return plan
 
@@ -480,10 +459,7 @@ def customer_lookup_phone(*, viewer: Any, phone: str) -> tuple[Customer | None, 
         cursor.execute(plan.sql, params)
         row = cursor.fetchone()
     exists = bool(row[-1])
-    if plan.compiler is None or row[0] is None:
+    if plan.visible is None or row[0] is None:
         return None, exists
-    values = row[:-1]
-    if plan.converters:
-        (values,) = plan.compiler.apply_converters([values], plan.converters)
-    customer = Customer.from_db(connection.alias, plan.init_list, values[plan.start : plan.end])
+    customer: Customer = plan.visible.instance(Customer, row[:-1])
     return customer, True
