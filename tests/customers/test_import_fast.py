@@ -355,3 +355,37 @@ def test_xlsx_rows_read_with_calamine(top_left: tuple[int, int]) -> None:
         [*pad, "", "", "", ""],
         [*pad, "", "", "", "True"],
     ]
+
+
+@pytest.mark.django_db
+def test_sqlite_run_settings_hold_during_the_run_and_are_restored(org: Any, admin: User) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's page cache and WAL checkpoints")
+    from homeclub.customers.imports_services import SQLITE_CACHE_KB, SQLITE_WAL_PAGES
+
+    def pragmas() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA cache_size")
+            cache = int(cursor.fetchone()[0])
+            cursor.execute("PRAGMA wal_autocheckpoint")
+            return cache, int(cursor.fetchone()[0])
+
+    before = pragmas()
+    assert before != (-SQLITE_CACHE_KB, SQLITE_WAL_PAGES)
+    seen: list[tuple[int, int]] = []
+    job = start(admin, org.sz1, csv_bytes(sample_rows(12)))
+    import_job_run(job_id=job.pk, batch_size=5, progress=lambda done, total: seen.append(pragmas()))
+    assert seen and set(seen) == {(-SQLITE_CACHE_KB, SQLITE_WAL_PAGES)}
+    assert pragmas() == before
+    assert outcome(job)[0] == "done"
+
+
+@pytest.mark.django_db
+def test_every_problem_is_recorded_once_per_batch_on_either_database(org: Any, admin: User) -> None:
+    # PostgreSQL writes the problems with COPY, SQLite with executemany: same rows.
+    job = start(admin, org.sz1, csv_bytes(sample_rows(40)))
+    import_job_run(job_id=job.pk, batch_size=7, parallel=False)
+    state, created, _skipped, dups, errors, rows = outcome(job)
+    assert (state, created, dups, errors) == ("done", 36, 1, 3)
+    assert len(rows) == len(set(rows)) >= dups + errors
+    assert all(reason for _row, _column, reason in rows)

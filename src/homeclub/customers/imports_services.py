@@ -1,7 +1,7 @@
 # ruff: noqa: S608 - every table and column name in this module's SQL comes from _meta or a constant
 """Customer import jobs: upload, mapping, dry run, the batched set-based run, the report.
 
-The run streams the file and checks ~5,000 rows at a time in Python — in a forked child
+The run streams the file and checks 20,000 rows at a time in Python — in a forked child
 process for a big file, so checking and writing use both cores — and writes each batch
 set-based in its own transaction: the rows go into a temporary staging table (COPY on
 PostgreSQL, one ``executemany`` on SQLite), then ``INSERT … SELECT … ON CONFLICT DO
@@ -69,11 +69,18 @@ from .models import (
     ImportRowError,
 )
 
-BATCH_SIZE = 5000
+# Rows per batch (and per commit). Bigger batches touch each index page fewer times per
+# row: at a million rows, 20,000 a batch took a third less time than 5,000 on SQLite and
+# a fifth less on PostgreSQL, for ~15 MB more memory per batch in flight.
+BATCH_SIZE = 20_000
 # Files this long are read and checked in a child process while this one writes.
 PARALLEL_MIN_ROWS = 20_000
 # SQLite page cache during a run, in KiB.
-SQLITE_CACHE_KB = 64 * 1024
+SQLITE_CACHE_KB = 32 * 1024
+# SQLite: WAL pages before a checkpoint during a run (~200 MB at 4 KiB pages; the default
+# is 1,000). With the default, every batch's commit copied the WAL back into the database
+# file, rewriting the same index pages batch after batch: half a million-row run's time.
+SQLITE_WAL_PAGES = 50_000
 Progress = Callable[[int, int], None]
 
 
@@ -233,9 +240,10 @@ class _Counts:
 
 class _FirstRows:
     """The first file row of each 64-bit key (a phone or ID number key) seen so far: an
-    open-addressing table in two arrays, ~32 bytes a key where a dict of ints takes
-    ~100, so a million-row file's index stays small. Sized from the expected row count;
-    doubles when half full."""
+    open-addressing table in two arrays (64-bit keys, 32-bit row numbers: a file has
+    fewer than 2**31 rows), ~24 bytes a key where a dict of ints takes ~100, so a
+    million-row file's index stays small. Sized from the expected row count; doubles
+    when half full."""
 
     _EMPTY = 0
 
@@ -246,7 +254,7 @@ class _FirstRows:
     def _alloc(self, size: int) -> None:
         self.mask = size - 1
         self.keys = array("q", bytes(8 * size))
-        self.rows = array("q", bytes(8 * size))
+        self.rows = array("i", bytes(4 * size))
         self.used = 0
 
     def _slot(self, key: int) -> int:
@@ -410,9 +418,9 @@ class _Resolved:
 
 @contextmanager
 def _lookups() -> Iterator[Any]:
-    """A cursor for a batch's key lookups (5,000 keys in one array). On PostgreSQL in a
+    """A cursor for a batch's key lookups (a batch's keys in one array). On PostgreSQL in a
     short transaction without sequential scans: with that many keys the planner prices
-    a scan of the whole table (hashing the array) below 5,000 index probes, which holds
+    a scan of the whole table (hashing the array) below thousands of index probes, which holds
     for a small table and costs seconds a batch at a million customers."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
@@ -435,7 +443,7 @@ def _resolve(good: list[CheckedRow], policy: str, checker: RowChecker) -> _Resol
     customer_t = connection.ops.quote_name(Customer._meta.db_table)
     numbers = [r.id_number for r in good if r.id_number]
     with _lookups() as cursor:
-        # One array (PostgreSQL) or JSON (SQLite) parameter instead of 5,000: the ORM's
+        # One array (PostgreSQL) or JSON (SQLite) parameter instead of one per key: the ORM's
         # IN list costs more than the query itself.
         for sql, values, target in (
             (f"SELECT number, customer_id FROM {phone_t} WHERE number", mobiles, by_phone),
@@ -773,13 +781,21 @@ def _insert_errors(job: ImportJob, dry_run: bool, problems: list[RowProblem]) ->
     names = ("job_id", "dry_run", "row", "column", "value", "reason", "is_duplicate")
     column_of = {f.attname: f.column for f in meta.concrete_fields}
     columns = ", ".join(q(column_of[n]) for n in names)
+    rows = (
+        (job.pk, dry_run, p.row, p.column[:100], p.value[:200], p.reason[:300], p[4])
+        for p in problems
+    )
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY: one stream instead of a statement per row (a tenth of the run's time
+            # went to these inserts on PostgreSQL).
+            with cursor.cursor.copy(f"COPY {q(meta.db_table)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
         cursor.executemany(
             f"INSERT INTO {q(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * 7)})",
-            [
-                (job.pk, dry_run, p.row, p.column[:100], p.value[:200], p.reason[:300], p[4])
-                for p in problems
-            ],
+            list(rows),
         )
 
 
@@ -866,11 +882,13 @@ def _read_in_child(reader: _CheckedBatches, queue: Any, language: str | None) ->
         queue.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def _in_child(reader: _CheckedBatches, depth: int = 2) -> Generator[Any, None, None]:
+def _in_child(reader: _CheckedBatches, depth: int = 1) -> Generator[Any, None, None]:
     """``reader``'s batches produced by a forked child process, ``depth`` ahead: the
     file is read, checked and de-duplicated on one core while this process and the
     database write on the other (a thread would share the GIL with the writer). The child
-    touches no database connection; it inherits the checker and the job from the fork."""
+    touches no database connection; it inherits the checker and the job from the fork.
+    One batch ahead is enough to keep both cores busy; each further one queued costs a
+    batch of memory in both processes."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue(maxsize=depth)
     child = context.Process(
@@ -926,21 +944,30 @@ def _no_commit_wait() -> None:
 
 
 @contextmanager
-def _sqlite_cache() -> Iterator[None]:
-    """On SQLite, a bigger page cache for the run (the default 2 MB makes every insert
-    into a big table's indexes read pages back); restored afterwards."""
+def _sqlite_run_settings() -> Iterator[None]:
+    """On SQLite, for the run: a bigger page cache (the default 2 MB makes every insert
+    into a big table's indexes read pages back) and a checkpoint every
+    ``SQLITE_WAL_PAGES`` WAL pages instead of every 1,000; afterwards the old values, and
+    one checkpoint that copies the run's WAL into the database and empties the WAL file."""
     if connection.vendor != "sqlite":
         yield
         return
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA cache_size")
-        before = int(cursor.fetchone()[0])
+        cache = int(cursor.fetchone()[0])
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        wal_pages = int(cursor.fetchone()[0])
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_PAGES}")
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {before}")
+            cursor.execute(f"PRAGMA cache_size = {cache}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
+            if not connection.in_atomic_block:
+                # A reader still on old pages makes this a partial checkpoint, not an error.
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def import_job_run(
@@ -980,7 +1007,7 @@ def import_job_run(
     if parallel is None:
         parallel = total >= PARALLEL_MIN_ROWS
     try:
-        with _sqlite_cache(), closing(_batches(reader, parallel)) as batches_in:
+        with _sqlite_run_settings(), closing(_batches(reader, parallel)) as batches_in:
             for last_row, good, problems in batches_in:
                 found = _resolve(good, job.policy, checker)
                 problems += found.problems

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from homeclub.common.errors import DomainError
 from homeclub.customers.imports import IMPORT_FIELDS
-from homeclub.customers.imports_services import import_job_create, import_job_run
+from homeclub.customers.imports_services import BATCH_SIZE, import_job_create, import_job_run
 from homeclub.customers.models import ImportJob, ImportPolicy
 from homeclub.org.models import OrgNode, User
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="check only, write nothing")
         parser.add_argument("--resume", type=int, metavar="JOB_ID", help="resume a crashed import")
         parser.add_argument("--user", help="import as this user (scope checks apply)")
-        parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
         parser.add_argument("--quiet", action="store_true")
 
     def _bar(self, done: int, total: int) -> None:
