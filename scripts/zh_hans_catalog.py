@@ -310,6 +310,8 @@ TRANSLATIONS: dict[str, str | list[str]] = {
     "unchanged": "未变更",
     "duplicates in file": "文件内重复",
     "rows with errors": "有错误的行",
+    "indexes rebuilt at the end": "导入结束时重建的索引",
+    "Bulk mode: the archive's search indexes are rebuilt when this import finishes; searches are slower until then.": "批量模式：客户档案的检索索引将在本次导入结束时重建，在此之前搜索会变慢。",
     "failure": "失败原因",
     "finished at": "完成时间",
     "customer import": "客户导入",

@@ -19,6 +19,7 @@ path; the import's single audit row (with counts) tells the story instead.
 import gc
 import io
 import json
+import logging
 import multiprocessing
 import threading
 from array import array
@@ -31,7 +32,7 @@ from typing import IO, Any
 
 import xlsxwriter
 from django.core.files import File
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -48,6 +49,7 @@ from homeclub.org.scoping import (
     scope_of,
 )
 
+from . import bulk_indexes
 from .imports import (
     CheckedRow,
     RowChecker,
@@ -82,6 +84,7 @@ SQLITE_CACHE_KB = 32 * 1024
 # file, rewriting the same index pages batch after batch: half a million-row run's time.
 SQLITE_WAL_PAGES = 50_000
 Progress = Callable[[int, int], None]
+logger = logging.getLogger(__name__)
 
 
 class ImportCrash(RuntimeError):
@@ -977,12 +980,15 @@ def import_job_run(
     crash_after_batches: int | None = None,
     batch_size: int = BATCH_SIZE,
     parallel: bool | None = None,
+    bulk_min_rows: int = bulk_indexes.BULK_MIN_ROWS,
 ) -> ImportJob:
     """Run (or resume) a queued import, or a dry run. Each batch commits with its error
     rows and the checkpoint; ``crash_after_batches`` raises :class:`ImportCrash` after that
     many committed batches (tests simulate a killed worker with it). ``parallel`` reads
     and checks the file in a child process (default: for files of
-    ``PARALLEL_MIN_ROWS`` rows or more)."""
+    ``PARALLEL_MIN_ROWS`` rows or more). An import of ``bulk_min_rows`` rows or more
+    that would at least double the archive defers the archive's secondary indexes to
+    its end (``bulk_indexes``)."""
     job = ImportJob.objects.select_related("created_by", "project").get(pk=job_id)
     dry = job.dry_run
     runnable: tuple[str, ...]
@@ -1010,6 +1016,12 @@ def import_job_run(
         with _sqlite_run_settings(), closing(_batches(reader, parallel)) as batches_in:
             for last_row, good, problems in batches_in:
                 found = _resolve(good, job.policy, checker)
+                if batches == 0 and not dry and not job.deferred_indexes:
+                    share = len(found.new) / max(1, len(good) + len(problems))
+                    if bulk_indexes.worth_deferring(
+                        rows=total, new_share=share, min_rows=bulk_min_rows
+                    ):
+                        bulk_indexes.defer(job)
                 problems += found.problems
                 bad, dups = _count_problems(problems)
                 existing, changes = found.existing, found.changes
@@ -1040,13 +1052,19 @@ def import_job_run(
                 if crash_after_batches is not None and batches >= crash_after_batches:
                     raise ImportCrash(f"simulated crash after {batches} batches")
         last_row = max(reader.last_row, checkpoint)
+        bulk_indexes.rebuild(job)
         _finish(job, dry, last_row)
     except ImportCrash:
-        raise
+        raise  # a killed worker: a resumed run rebuilds any deferred indexes at its end
     except Exception as exc:
         ImportJob.objects.filter(pk=job.pk).update(
             state=ImportJob.State.FAILED, failure=f"{type(exc).__name__}: {exc}"[:2000]
         )
+        try:
+            bulk_indexes.rebuild(job)
+        except DatabaseError:
+            # Still recorded on the job: resuming it rebuilds them.
+            logger.exception("import %s: deferred indexes not rebuilt", job.pk)
         raise
     job.refresh_from_db()
     return job

@@ -67,6 +67,9 @@ class ImportJob(BaseModel):
     duplicate_count = models.PositiveIntegerField(_("duplicates in file"), default=0)
     error_count = models.PositiveIntegerField(_("rows with errors"), default=0)
     failure = models.TextField(_("failure"), blank=True)
+    # A bulk run's dropped secondary indexes, [name, CREATE statement] each, recorded in
+    # the transaction that dropped them; rebuilt (and emptied) when the run ends.
+    deferred_indexes = models.JSONField(_("indexes rebuilt at the end"), default=list, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
