@@ -21,6 +21,20 @@ def _names() -> set[str]:
     return {name for name, _sql in secondary_indexes()}
 
 
+def run_watching(job: ImportJob, batch_size: int) -> list[set[str]]:
+    """Run ``job`` with bulk mode allowed for any size; the secondary indexes present at
+    each batch's progress report."""
+    during: list[set[str]] = []
+    import_job_run(
+        job_id=job.pk,
+        batch_size=batch_size,
+        parallel=False,
+        bulk_min_rows=1,
+        progress=lambda done, total: during.append(_names()),
+    )
+    return during
+
+
 def _customers() -> list[tuple[Any, ...]]:
     return sorted(Customer.objects.values_list("mobile", "name", "name_pinyin", "id_number"))
 
@@ -29,16 +43,9 @@ def _customers() -> list[tuple[Any, ...]]:
 def test_a_bulk_import_defers_the_indexes_and_rebuilds_the_same_ones(org: Any, admin: User) -> None:
     before = secondary_indexes()
     assert {"customer_pinyin", "customer_newest", "custproj_owner_due"} <= _names()
-    during: list[set[str]] = []
     data = csv_bytes(sample_rows(40))
     job = start(admin, org.sz1, data)
-    import_job_run(
-        job_id=job.pk,
-        batch_size=7,
-        parallel=False,
-        bulk_min_rows=1,
-        progress=lambda done, total: during.append(_names()),
-    )
+    during = run_watching(job, batch_size=7)
     bulk = outcome(job)
     assert bulk[:5] == ("done", 36, 0, 1, 3)
     assert during and all(not names for names in during)
@@ -112,29 +119,15 @@ def test_an_import_into_a_bigger_archive_or_a_re_import_keeps_the_indexes(
     job = start(admin, org.sz1, data)
     import_job_run(job_id=job.pk, batch_size=5, parallel=False, bulk_min_rows=10**9)
     before = _names()
-    during: list[set[str]] = []
     # The same file again: its first batch holds no new customer.
     job = start(admin, org.sz1, data)
-    import_job_run(
-        job_id=job.pk,
-        batch_size=5,
-        parallel=False,
-        bulk_min_rows=1,
-        progress=lambda done, total: during.append(_names()),
-    )
+    during = run_watching(job, batch_size=5)
     assert outcome(job)[:3] == ("done", 0, 26)
     assert during and all(names == before for names in during)
     # A new file smaller than the archive.
     rows = [[f"新{i}", f"1381234{i:04d}", "", "", ""] for i in range(10)]
     job = start(admin, org.sz1, csv_bytes(rows))
-    during.clear()
-    import_job_run(
-        job_id=job.pk,
-        batch_size=5,
-        parallel=False,
-        bulk_min_rows=1,
-        progress=lambda done, total: during.append(_names()),
-    )
+    during = run_watching(job, batch_size=5)
     assert outcome(job)[:2] == ("done", 10)
     assert during and all(names == before for names in during)
 
