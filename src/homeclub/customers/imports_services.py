@@ -1051,8 +1051,11 @@ def import_job_run(
                     progress(last_row - 1, total)
                 if crash_after_batches is not None and batches >= crash_after_batches:
                     raise ImportCrash(f"simulated crash after {batches} batches")
+            # Still under the run's SQLite settings (the reader has ended): the rebuild's
+            # pages go through the same WAL, and the closing checkpoint empties it after
+            # them, so later reads do not go through a WAL full of index pages.
+            bulk_indexes.rebuild(job)
         last_row = max(reader.last_row, checkpoint)
-        bulk_indexes.rebuild(job)
         _finish(job, dry, last_row)
     except ImportCrash:
         raise  # a killed worker: a resumed run rebuilds any deferred indexes at its end
