@@ -156,3 +156,28 @@ def test_the_import_page_says_when_a_bulk_run_has_indexes_to_rebuild(
     )
     page = client.get(url).content.decode()
     assert 'data-testid="import-bulk"' in page and "批量模式" in page
+
+
+@pytest.mark.django_db
+def test_bulk_mode_gives_way_when_the_archive_is_locked(org: Any, admin: User) -> None:
+    """A long query holding the customer table: the drop waits ``LOCK_TIMEOUT`` and the
+    import goes on in normal mode, with every index in place (real PostgreSQL)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's lock timeout")
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    before = _names()
+    with psycopg.connect(**params) as other:
+        other.execute(f"LOCK TABLE {Customer._meta.db_table} IN ACCESS SHARE MODE")
+        job = start(admin, org.sz1, csv_bytes(sample_rows(30)))
+        during = run_watching(job, batch_size=5)
+        other.rollback()
+    assert outcome(job)[:5] == ("done", 26, 0, 1, 3)
+    assert during and all(names == before for names in during)
+    job.refresh_from_db()
+    assert job.deferred_indexes == []

@@ -13,6 +13,9 @@ or phone tail are slower while a bulk import runs.
 """
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 
@@ -72,20 +75,29 @@ def worth_deferring(*, rows: int, new_share: float, min_rows: int = BULK_MIN_ROW
     return rows * new_share >= archive_size()
 
 
+@contextmanager
+def _ddl() -> Iterator[Any]:
+    """A cursor in a transaction for index DDL. On PostgreSQL, foreign-key checks the
+    open transaction still defers run first: index DDL refuses to run while any wait for
+    the commit (only ever the case in a test's enclosing transaction)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        yield cursor
+
+
 def defer(job: ImportJob) -> bool:
     """Drop the secondary indexes and record them on the job, in one transaction. False
     (and nothing dropped) when the tables' lock is not free within ``LOCK_TIMEOUT``."""
     try:
-        with transaction.atomic():
+        with _ddl() as cursor:
             indexes = secondary_indexes()
             if not indexes:
                 return False
-            with connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as in rebuild()
-                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
-                for name, _sql in indexes:
-                    cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+            for name, _sql in indexes:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
             job.deferred_indexes = [[name, sql] for name, sql in indexes]
             ImportJob.objects.filter(pk=job.pk).update(deferred_indexes=job.deferred_indexes)
     except DatabaseError:
@@ -99,11 +111,7 @@ def rebuild(job: ImportJob) -> None:
     PostgreSQL, fresh statistics for the tables the run filled."""
     if not job.deferred_indexes:
         return
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Index DDL refuses to run while foreign-key checks of the open transaction
-            # wait for its commit (only ever the case in a test's enclosing transaction).
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with _ddl() as cursor:
         for _name, sql in job.deferred_indexes:
             cursor.execute(_CREATE.sub("CREATE INDEX IF NOT EXISTS ", sql, count=1))
         job.deferred_indexes = []
